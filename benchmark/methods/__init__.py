@@ -1,0 +1,31 @@
+"""Segmentation methods: one explicit registry, ``METHODS``, keyed by the name used in params.yaml
+(``train.methods`` and the ``train.<name>`` section), stage names (``train@<dataset>-<name>``)
+and results folders (``results/<dataset>/<name>``).
+
+Methods are imported lazily so ``import benchmark.methods`` stays cheap; each entry maps the
+name to ``"module:Class"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from benchmark.methods.base import SegmentationMethod
+
+METHODS: dict[str, str] = {
+    "unet": "benchmark.methods.unet:UNet",
+}
+
+
+def get_method(name: str) -> type[SegmentationMethod]:
+    """The method class registered as ``name``."""
+    if name not in METHODS:
+        raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
+    module_name, class_name = METHODS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if cls.name != name:
+        raise RuntimeError(f"METHODS[{name!r}] points to {cls.__name__} whose name is {cls.name!r}")
+    return cls
+
+
+__all__ = ["METHODS", "SegmentationMethod", "get_method"]

@@ -1,0 +1,181 @@
+"""Schemas of the params.yaml sections; one section per DVC stage, same name.
+
+``SECTIONS`` maps a section name to a parser ``(mapping, source) -> frozen dataclass``; the
+stages call :func:`benchmark.config.load_section`. Run ``python -m benchmark.params`` to check
+a whole params file (the smoke test does this for the committed one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Callable, Literal
+
+from benchmark.config import ParamsError, from_mapping, load_section, read_yaml
+from benchmark.data.procedural.fundus import SynthFundusConfig
+from benchmark.data.procedural.polyp import SynthPolypConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ProceduralParams:
+    """``procedural``: the embedded datasets, generated from one seed.
+
+    Attributes:
+        seed: base seed of both generators (frame i of synth_polyp uses a seed hashed from it).
+        output_dir: where the datasets are written (one folder per dataset).
+        synth_polyp: generator settings, see :class:`SynthPolypConfig`.
+        synth_fundus: generator settings, see :class:`SynthFundusConfig`.
+    """
+
+    seed: int = 0
+    output_dir: str = "data/procedural"
+    synth_polyp: SynthPolypConfig = SynthPolypConfig()
+    synth_fundus: SynthFundusConfig = SynthFundusConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareParams:
+    """``prepare``: which datasets run, and how they become training arrays.
+
+    Attributes:
+        datasets: dataset name (a key of ``benchmark.data.DATASETS``) -> folder holding it as
+            published. Every listed dataset runs through every later stage.
+        image_size: side of the square training images (64 on CPU; 256 at paper scale).
+        val_fraction: share of the training pool carved out for checkpoint selection.
+        split_seed: seed of the train/val/test draw (ids are sorted first).
+        fundus_target: "cup" (optic cup only, as SDSeg) or "disc" (whole disc).
+        fundus_crop_scale: side of the disc-centred crop, in disc heights.
+        min_lesion_fraction: components smaller than this share of the image are not lesions.
+    """
+
+    datasets: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {"synth_polyp": "data/procedural/synth_polyp", "synth_fundus": "data/procedural/synth_fundus"}
+    )
+    image_size: int = 64
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    fundus_target: Literal["cup", "disc"] = "cup"
+    fundus_crop_scale: float = 2.0
+    min_lesion_fraction: float = 0.0005
+
+    def __post_init__(self):
+        from benchmark.data import DATASETS
+
+        for name in self.datasets:
+            if name not in DATASETS:
+                raise ValueError(f"datasets lists unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+        if not self.datasets:
+            raise ValueError("datasets is empty; list at least one dataset")
+        if self.image_size < 16 or self.image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16 and >= 16, got {self.image_size}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.fundus_crop_scale < 1:
+            raise ValueError(f"fundus_crop_scale must be >= 1 (the crop holds the whole disc), got {self.fundus_crop_scale}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    """``train``: every method on every dataset, several seeds.
+
+    Attributes:
+        methods: method names (keys of ``benchmark.methods.METHODS``) to train.
+        n_seeds: independent runs per dataset and method (seeds hashed from ``base_seed``).
+        base_seed: base of every training seed.
+        threads: torch CPU threads per process.
+        method_configs: one section per method, e.g. ``train.unet``; parsed with the method's
+            ``Config``. Methods without a section use their defaults.
+    """
+
+    methods: tuple[str, ...] = ("unet",)
+    n_seeds: int = 3
+    base_seed: int = 2024
+    threads: int = 2
+    method_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.n_seeds < 1:
+            raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    def config_of(self, method: str) -> Any:
+        """The parsed config of ``method`` (defaults when params.yaml has no section)."""
+        from benchmark.methods import get_method
+
+        return self.method_configs.get(method) or get_method(method).Config()
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    """``evaluate``: per-image metrics on the test split.
+
+    Attributes:
+        threshold: probability threshold (fixed, never tuned on test).
+    """
+
+    threshold: float = 0.5
+
+    def __post_init__(self):
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportParams:
+    """``report``: notebooks rendered by papermill into ``reports/``.
+
+    Attributes:
+        notebooks: notebook names under ``notebooks/`` (without ``.ipynb``).
+        html: also export each executed notebook to HTML.
+        timeout_s: per-cell execution timeout.
+    """
+
+    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation")
+    html: bool = True
+    timeout_s: int = 600
+
+
+def _parse_train(mapping: Any, source: str) -> TrainParams:
+    from benchmark.methods import METHODS, get_method
+
+    mapping = dict(mapping or {})
+    if "method_configs" in mapping:
+        raise ParamsError(f"{source}: write method settings as 'train.<method>' sections, not 'train.method_configs'")
+    configs = {}
+    for name in list(mapping):
+        if name in METHODS:
+            configs[name] = from_mapping(get_method(name).Config, mapping.pop(name), where=f"train.{name}", source=source)
+    params = from_mapping(TrainParams, mapping, where="train", source=source)
+    for name in params.methods:
+        if name not in METHODS:
+            raise ParamsError(f"{source}: train.methods lists unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
+    return dataclasses.replace(params, method_configs=configs)
+
+
+def _simple(cls: type, section: str) -> Callable[[Any, str], Any]:
+    return lambda mapping, source: from_mapping(cls, mapping, where=section, source=source)
+
+
+SECTIONS: dict[str, Callable[[Any, str], Any]] = {
+    "procedural": _simple(ProceduralParams, "procedural"),
+    "prepare": _simple(PrepareParams, "prepare"),
+    "train": _parse_train,
+    "evaluate": _simple(EvaluateParams, "evaluate"),
+    "report": _simple(ReportParams, "report"),
+}
+
+
+def check_params(path: str = "params.yaml") -> dict[str, Any]:
+    """Parse every section of ``path``; raises :class:`ParamsError` on the first problem."""
+    read_yaml(path)
+    return {section: load_section(section, path) for section in SECTIONS}
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
+    try:
+        check_params(target)
+    except ParamsError as error:
+        sys.exit(f"error: {error}")
+    print(f"{target}: all sections valid")

@@ -1,0 +1,1 @@
+"""Tables and figures the notebooks call. Every number comes from a pipeline output file."""

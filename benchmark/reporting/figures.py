@@ -1,0 +1,86 @@
+"""Figures for the reports: dataset galleries and per-image score distributions."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from benchmark.data import get_dataset
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: float = 0.45) -> np.ndarray:
+    """RGB uint8 (H, W, 3) with a translucent ``mask`` (H, W) and its outline."""
+    from scipy import ndimage
+
+    out = image.astype(np.float32).copy()
+    mask = mask.astype(bool)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour, dtype=np.float32)
+    edge = mask & ~ndimage.binary_erosion(mask)
+    out[edge] = colour
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: int, *, caption_columns: tuple[str, ...] = ()) -> plt.Figure:
+    """Rows of (image, ground truth overlay, lesion-free twin) at native resolution.
+
+    Samples are the first ``n_samples`` test images in id order, so the gallery is the same on
+    every run. Read through the dataset's registered loader, the same code that trains.
+    """
+    from benchmark.data.prepare import crop_padded, disc_crop_box
+
+    spec = get_dataset(name)
+    loader = spec.loader(root)
+    records = {record.id: record for record in loader.records()}
+    chosen = attributes[attributes["split"] == "test"]["id"].astype(str).tolist()[:n_samples]
+    has_twin = (loader.root / "Normal").is_dir()
+    columns = 3 if has_twin else 2
+    figure, axes = plt.subplots(len(chosen), columns, figsize=(3.2 * columns, 2.6 * len(chosen)), squeeze=False)
+    for row, key in enumerate(chosen):
+        record = records[key]
+        image, labels = loader.read_image(record), loader.read_label(record)
+        panels = [image, overlay(image, labels == labels.max())]
+        if has_twin:
+            twin_path = next(p for p in sorted((loader.root / "Normal").glob(f"{key}.*")) if p.suffix.lower() != ".bmp")
+            from benchmark.data.base import read_rgb
+
+            panels.append(read_rgb(twin_path))
+        if loader.modality == "fundus":
+            top, left, side = disc_crop_box(labels, 2.0)
+            panels = [crop_padded(panel, top, left, side, 0) for panel in panels]
+        info = attributes.set_index(attributes["id"].astype(str)).loc[key]
+        caption = ", ".join(f"{column}={_short(info[column])}" for column in caption_columns if column in info)
+        for column, (panel, title) in enumerate(zip(panels, ["image", "ground truth", "lesion-free twin"])):
+            axes[row, column].imshow(panel)
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+            if row == 0:
+                axes[row, column].set_title(title)
+        axes[row, 0].set_ylabel(f"{key}\n{caption}", fontsize=7)
+    figure.suptitle(f"{name}: test samples (native resolution{', disc-centred crop' if loader.modality == 'fundus' else ''})")
+    figure.tight_layout()
+    return figure
+
+
+def _short(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def per_image_boxplot(seed_averaged: pd.DataFrame, metric: str = "dice", display_names: dict[str, str] | None = None) -> plt.Figure:
+    """Box plot of seed-averaged per-image scores, one panel per dataset."""
+    import seaborn as sns
+
+    data = seed_averaged.copy()
+    data["method"] = data["method"].map(lambda m: (display_names or {}).get(m, m))
+    datasets = list(dict.fromkeys(data["dataset"]))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        subset = data[data["dataset"] == dataset]
+        sns.boxplot(data=subset, x="method", y=metric, ax=axis, color="#9ecae1", fliersize=2)
+        sns.stripplot(data=subset, x="method", y=metric, ax=axis, color="#08519c", size=2, alpha=0.5)
+        axis.set_title(f"{dataset} (n = {subset['image_id'].nunique()} test images)")
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_xlabel("")
+        axis.set_ylabel(f"per-image {metric} (mean over seeds)")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,53 @@
+"""Execute a report notebook with papermill and export it to HTML, atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmark.utils.io import atomic_path
+
+
+def render_notebook(name: str, parameters: dict, *, notebooks_dir: Path = Path("notebooks"), reports_dir: Path = Path("reports"), html: bool = True, timeout_s: int = 600, progress: bool = True) -> list[Path]:
+    """Run ``notebooks/<name>.ipynb`` into ``reports/<name>.ipynb`` (+ ``.html``).
+
+    The notebook runs in the current directory (the repository root), so it reads the same
+    relative paths as the stages. Outputs appear only when execution succeeded; a failing
+    cell raises ``papermill.PapermillExecutionError`` naming the cell.
+
+    Returns:
+        The written paths.
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    source = notebooks_dir / f"{name}.ipynb"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist; report.notebooks lists {name!r}")
+    written = []
+    environment = dict(os.environ)
+    os.environ.pop("MPLBACKEND", None)  # let the kernel use its inline backend for figures
+    try:
+        with atomic_path(reports_dir / f"{name}.ipynb", suffix=".ipynb") as executed:
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=os.getcwd(),
+                progress_bar=progress,
+                execution_timeout=timeout_s,
+                report_mode=False,
+            )
+            notebook = nbformat.read(executed, as_version=4)
+        written.append(reports_dir / f"{name}.ipynb")
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+    if html:
+        body, _ = HTMLExporter().from_notebook_node(notebook)
+        with atomic_path(reports_dir / f"{name}.html", suffix=".html") as tmp:
+            tmp.write_text(body, encoding="utf-8")
+        written.append(reports_dir / f"{name}.html")
+    return written

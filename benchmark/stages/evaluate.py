@@ -1,0 +1,65 @@
+"""Stage ``evaluate@<dataset>-<method>``: per-image test metrics for every trained seed.
+
+    python -m benchmark.stages.evaluate --dataset synth_polyp --method unet [--params params.yaml]
+
+Writes ``results/<dataset>/<method>/per_image.csv`` (long format: one row per seed and test
+image) and ``metrics.json`` (per-seed means, mean ± std over seeds; a DVC metrics file).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmark.stages import common
+
+
+def main() -> None:
+    cli = common.parser(__doc__)
+    cli.add_argument("--dataset", required=True)
+    cli.add_argument("--method", required=True)
+    args = cli.parse_args()
+    import pandas as pd
+
+    from benchmark.config import load_section
+    from benchmark.data.prepared import PreparedDataset
+    from benchmark.methods import get_method
+    from benchmark.metrics.evaluate import score_images
+    from benchmark.stats.summary import metrics_summary
+    from benchmark.utils.io import atomic_path, read_json, write_json
+
+    params = load_section("evaluate", args.params)
+    train_params = load_section("train", args.params)
+    common.set_threads(train_params.threads)
+    dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
+    test = dataset.subset("test")
+    native = dataset.native_masks(list(test.ids))
+    method_cls = get_method(args.method)
+    models = Path("models") / args.dataset / args.method
+    tables, timings = [], {}
+    for index in range(train_params.n_seeds):
+        seed_dir = models / f"seed_{index}"
+        if not (seed_dir / "run.json").is_file():
+            raise FileNotFoundError(f"{seed_dir}/run.json is missing; run `dvc repro train@{args.dataset}-{args.method}` first")
+        method = method_cls.load(seed_dir / "model")
+        started = time.perf_counter()
+        probabilities = method.predict(test.images)
+        timings[f"seed_{index}"] = len(test) / (time.perf_counter() - started)
+        table = score_images(probabilities, list(test.ids), native, params.threshold)
+        table.insert(0, "seed", read_json(seed_dir / "run.json")["seed"])
+        table.insert(0, "seed_index", index)
+        tables.append(table)
+    per_image = pd.concat(tables, ignore_index=True)
+    per_image.insert(0, "method", args.method)
+    per_image.insert(0, "dataset", args.dataset)
+    out = Path("results") / args.dataset / args.method
+    with atomic_path(out / "per_image.csv", suffix=".csv") as tmp:
+        per_image.to_csv(tmp, index=False, float_format="%.6f")
+    summary = metrics_summary(per_image)
+    write_json(out / "metrics.json", summary)
+    write_json(out / "inference.json", {"test_images_per_second": timings, "threshold": params.threshold})
+    print(f"{args.dataset}/{args.method}: Dice {summary['mean']['dice']:.4f} ± {summary['std']['dice']:.4f} over {summary['n_seeds']} seeds")
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,25 @@
+"""Stage ``report``: execute the parameterised notebooks into ``reports/`` (``.ipynb`` + ``.html``).
+
+    python -m benchmark.stages.report [--params params.yaml] [--only table1_datasets]
+"""
+
+from __future__ import annotations
+
+from benchmark.stages import common
+
+
+def main() -> None:
+    cli = common.parser(__doc__)
+    cli.add_argument("--only", action="append", help="render only this notebook (repeatable)")
+    args = cli.parse_args()
+    from benchmark.config import load_section
+    from benchmark.reporting.render import render_notebook
+
+    params = load_section("report", args.params)
+    for name in args.only or params.notebooks:
+        paths = render_notebook(name, {"params_path": args.params}, html=params.html, timeout_s=params.timeout_s, progress=not args.no_progress)
+        print(f"{name}: " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    common.run(main)

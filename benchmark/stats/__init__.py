@@ -1,0 +1,1 @@
+"""Aggregation over seeds and significance tests."""

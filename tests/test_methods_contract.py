@@ -1,0 +1,64 @@
+"""Contract tests over every entry of the METHODS registry, on a tiny learnable problem."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.methods import METHODS, get_method
+
+
+@pytest.fixture(scope="module", params=sorted(METHODS))
+def trained(request, tiny_splits, tmp_path_factory):
+    cls = get_method(request.param)
+    out = tmp_path_factory.mktemp(request.param)
+    method = cls(cls.smoke_config())
+    method.fit(tiny_splits["train"], tiny_splits["val"], seed=11, out_dir=out / "run", progress=False)
+    return cls, method, out
+
+
+def test_registry_entries_are_consistent():
+    for name in METHODS:
+        cls = get_method(name)
+        assert cls.name == name
+        assert dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen
+        assert cls.display_name
+
+
+def test_prediction_shape_dtype_range(trained, tiny_splits):
+    _, method, _ = trained
+    probabilities = method.predict(tiny_splits["test"].images)
+    assert probabilities.shape == (8, 32, 32)
+    assert probabilities.dtype == np.float32
+    assert np.isfinite(probabilities).all() and probabilities.min() >= 0 and probabilities.max() <= 1
+
+
+def test_save_load_round_trip(trained, tiny_splits):
+    cls, method, out = trained
+    method.save(out / "saved")
+    loaded = cls.load(out / "saved")
+    np.testing.assert_array_equal(method.predict(tiny_splits["test"].images), loaded.predict(tiny_splits["test"].images))
+
+
+def test_load_rejects_other_method_folder(trained, tmp_path):
+    cls, method, _ = trained
+    method.save(tmp_path)
+    payload = (tmp_path / "config.json").read_text().replace(f'"{cls.name}"', '"someone_else"')
+    (tmp_path / "config.json").write_text(payload)
+    with pytest.raises(ValueError, match="not"):
+        cls.load(tmp_path)
+
+
+def test_same_seed_same_predictions(trained, tiny_splits, tmp_path):
+    cls, method, _ = trained
+    again = cls(cls.smoke_config())
+    again.fit(tiny_splits["train"], tiny_splits["val"], seed=11, out_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(method.predict(tiny_splits["test"].images), again.predict(tiny_splits["test"].images))
+
+
+def test_training_loss_decreases(trained):
+    _, _, out = trained
+    log = pd.read_csv(out / "run" / "train_log.csv")
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
+    assert (log["val_dice"] >= 0).all() and (log["val_dice"] <= 1).all()

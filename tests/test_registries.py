@@ -1,0 +1,51 @@
+"""Registry keys are the same strings in params.yaml, dvc.yaml stage names and the registries."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from benchmark.data import DATASETS, get_dataset
+from benchmark.methods import METHODS
+from benchmark.params import SECTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_params_sections_mirror_stage_names():
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stages = set(pipeline["stages"])
+    assert set(params) <= stages, f"params sections without a stage: {set(params) - stages}"
+    assert set(SECTIONS) == set(params)
+
+
+def test_stage_commands_use_the_stage_modules():
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    for name, stage in pipeline["stages"].items():
+        command = (stage.get("do") or stage)["cmd"]
+        assert command.startswith(f"python -m benchmark.stages.{name}"), f"{name}: {command}"
+        assert (ROOT / "benchmark" / "stages" / f"{name}.py").is_file()
+
+
+def test_params_names_are_registry_keys():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params["prepare"]["datasets"]) <= set(DATASETS)
+    for method in params["train"]["methods"]:
+        assert method in METHODS
+        assert method in params["train"], f"train.{method} section missing (dvc.yaml declares it as a param)"
+    for name in params["prepare"]["datasets"]:
+        get_dataset(name)
+
+
+def test_dvc_stage_names_follow_registry_keys():
+    listing = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dataset in params["prepare"]["datasets"]:
+        assert f"prepare@{dataset}" in listing
+        for method in params["train"]["methods"]:
+            assert f"train@{dataset}-{method}" in listing
+            assert f"evaluate@{dataset}-{method}" in listing
