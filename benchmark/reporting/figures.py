@@ -24,15 +24,17 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: floa
 def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: int, *, caption_columns: tuple[str, ...] = ()) -> plt.Figure:
     """Rows of (image, ground truth overlay, lesion-free twin) at native resolution.
 
-    Samples are the first ``n_samples`` test images in id order, so the gallery is the same on
-    every run. Read through the dataset's registered loader, the same code that trains.
+    Samples are ``n_samples`` test images evenly spaced in id order (so several sequences show),
+    the same on every run. Read through the dataset's registered loader, the same code that trains.
     """
     from benchmark.data.prepare import crop_padded, disc_crop_box
 
     spec = get_dataset(name)
     loader = spec.loader(root)
     records = {record.id: record for record in loader.records()}
-    chosen = attributes[attributes["split"] == "test"]["id"].astype(str).tolist()[:n_samples]
+    test_ids = attributes[attributes["split"] == "test"]["id"].astype(str).tolist()
+    picks = np.unique(np.linspace(0, len(test_ids) - 1, min(n_samples, len(test_ids))).round().astype(int))
+    chosen = [test_ids[i] for i in picks]
     has_twin = (loader.root / "Normal").is_dir()
     columns = 3 if has_twin else 2
     figure, axes = plt.subplots(len(chosen), columns, figsize=(3.2 * columns, 2.6 * len(chosen)), squeeze=False)
@@ -56,7 +58,7 @@ def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: i
             axes[row, column].set_yticks([])
             if row == 0:
                 axes[row, column].set_title(title)
-        axes[row, 0].set_ylabel(f"{key}\n{caption}", fontsize=7)
+        axes[row, 1].set_xlabel(f"{key}: {caption}" if caption else key, fontsize=8)
     figure.suptitle(f"{name}: test samples (native resolution{', disc-centred crop' if loader.modality == 'fundus' else ''})")
     figure.tight_layout()
     return figure

@@ -11,6 +11,8 @@ from benchmark.data.prepared import PreparedDataset
 from benchmark.stats.summary import mean_std, per_seed_means
 from benchmark.utils.io import read_json
 
+METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "sensitivity": "Sensitivity", "specificity": "Specificity", "fnr": "FNR"}
+
 
 def _stratum_masks(attributes: pd.DataFrame) -> dict[str, pd.Series]:
     """Boolean columns of the Table 3 strata that this dataset labels (exact on procedural data)."""
@@ -50,7 +52,9 @@ def dataset_table(prepared: dict[str, PreparedDataset]) -> pd.DataFrame:
             row[stratum] = f"{int(mask.sum())} ({int((mask & test).sum())})"
         row["native size (W×H)"] = sizes[0] if len(sizes) == 1 else f"{len(sizes)} sizes, {sizes[0]} … {sizes[-1]}"
         rows.append(row)
-    return pd.DataFrame(rows).set_index("dataset").fillna("–")
+    table = pd.DataFrame(rows).set_index("dataset").fillna("–")
+    last = ["native size (W×H)"]
+    return table[[column for column in table.columns if column not in last] + last]
 
 
 def load_per_image(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
@@ -98,7 +102,7 @@ def segmentation_table(summary: pd.DataFrame, display_names: dict[str, str] | No
             elif len(ranking) > 2 and row["method"] == ranking[1]:
                 text = f"<u>{text}</u>"
             column[display_names.get(row["method"], row["method"])] = text
-        table[(dataset, f"{metric.upper() if metric == 'iou' else metric.capitalize()} (%)")] = column
+        table[(dataset, f"{METRIC_LABELS.get(metric, metric)} (%)")] = column
     frame = pd.DataFrame(table)
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.index.name = "method"

@@ -53,11 +53,11 @@ class SynthPolypConfig:
     n_images: int = 612
     height: int = 288
     width: int = 384
-    px_per_mm: float = 6.0
+    px_per_mm: float = 10.0
     p_small: float = 0.12
     p_flat: float = 0.12
     p_pedunculated: float = 0.28
-    max_diameter_mm: float = 25.0
+    max_diameter_mm: float = 17.0
 
     def __post_init__(self) -> None:
         def check(field: str, low: float, high: float, rule: str, integer: bool = False) -> None:
