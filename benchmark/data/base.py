@@ -79,8 +79,13 @@ class DatasetLoader(abc.ABC):
         return read_rgb(record.image)
 
     def attributes(self) -> pd.DataFrame:
-        """Per-record attributes; at least an ``id`` column. Default: ids only."""
-        return pd.DataFrame({"id": [record.id for record in self.records()]})
+        """Per-record attributes: an ``id`` column, plus the columns of an ``attributes.csv``
+        sidecar when the dataset ships one (the procedural generators write one)."""
+        table = pd.DataFrame({"id": [record.id for record in self.records()]})
+        sidecar = self.root / "attributes.csv"
+        if sidecar.is_file():
+            table = table.merge(pd.read_csv(sidecar, dtype={"id": str}), on="id", how="left")
+        return table
 
 
 def list_images(folder: Path) -> list[Path]:

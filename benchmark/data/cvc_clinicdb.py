@@ -71,12 +71,3 @@ class CVCClinicDB(DatasetLoader):
     def read_label(self, record: Record) -> np.ndarray:
         """Binary polyp mask, uint8 ``(H, W)`` in {0, 1} (threshold ``> 127``)."""
         return (read_gray(record.label) > 127).astype(np.uint8)
-
-    def attributes(self) -> pd.DataFrame:
-        records = self.records()
-        table = pd.DataFrame({"id": [r.id for r in records], "sequence": [r.group for r in records]})
-        sidecar = self.root / "attributes.csv"
-        if sidecar.is_file():
-            extra = pd.read_csv(sidecar, dtype={"id": str}).drop(columns=["sequence"], errors="ignore")
-            table = table.merge(extra, on="id", how="left")
-        return table

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from benchmark.data.base import DatasetError, DatasetLoader, Record, list_images, pair_by_stem, read_gray
 
@@ -79,12 +78,3 @@ class REFUGE(DatasetLoader):
     def read_label(self, record: Record) -> np.ndarray:
         """Classes uint8 ``(H, W)``: 0 background, 1 disc rim, 2 cup."""
         return decode_refuge_mask(read_gray(record.label), path=record.label)
-
-    def attributes(self) -> pd.DataFrame:
-        records = self.records()
-        table = pd.DataFrame({"id": [r.id for r in records], "part": [r.part for r in records]})
-        sidecar = self.root / "attributes.csv"
-        if sidecar.is_file():
-            extra = pd.read_csv(sidecar, dtype={"id": str}).drop(columns=["part"], errors="ignore")
-            table = table.merge(extra, on="id", how="left")
-        return table

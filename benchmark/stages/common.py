@@ -38,6 +38,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def dataset_method_parser(description: str) -> argparse.ArgumentParser:
+    """Parser of the per-(dataset, method) stages: ``--dataset`` and ``--method`` registry keys."""
+    result = parser(description)
+    result.add_argument("--dataset", required=True, help="a key of prepare.datasets")
+    result.add_argument("--method", required=True, help="a key of train.methods")
+    return result
+
+
 def run(main: Callable[[], None]) -> None:
     """Run a stage; turn expected errors into one clear line and exit status 1."""
     from benchmark.config import ParamsError

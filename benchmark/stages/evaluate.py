@@ -15,10 +15,7 @@ from benchmark.stages import common
 
 
 def main() -> None:
-    cli = common.parser(__doc__)
-    cli.add_argument("--dataset", required=True)
-    cli.add_argument("--method", required=True)
-    args = cli.parse_args()
+    args = common.dataset_method_parser(__doc__).parse_args()
     import pandas as pd
 
     from benchmark.config import load_section

@@ -72,10 +72,7 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
 
 
 def main() -> None:
-    cli = common.parser(__doc__)
-    cli.add_argument("--dataset", required=True)
-    cli.add_argument("--method", required=True)
-    args = cli.parse_args()
+    args = common.dataset_method_parser(__doc__).parse_args()
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
     from benchmark.methods import get_method
