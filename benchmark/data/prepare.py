@@ -112,7 +112,7 @@ def count_lesions(mask: np.ndarray, min_fraction: float) -> int:
 def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, options: PrepareOptions, *, progress: bool = True) -> dict:
     """Load ``name`` from ``root``, write the prepared folder atomically and return its manifest."""
     spec = get_dataset(name)
-    loader = spec.loader(root)
+    loader = spec.make_loader(root)
     records = loader.records()
     if not records:
         raise DatasetError(f"{root} holds no images; is the download complete?")
@@ -158,6 +158,7 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         "split_seed": options.split_seed,
         "val_fraction": options.val_fraction,
         "test_fraction": spec.test_fraction,
+        "keep_groups_together": spec.keep_groups_together,
         "n_images": len(ids),
     }
     split = load_or_make_split(
@@ -169,7 +170,7 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
             rng=numpy_rng(options.split_seed, "split", name),
             val_fraction=options.val_fraction,
             test_fraction=spec.test_fraction,
-            groups=[r.group if r.group is not None else r.id for r in records],
+            groups=[r.group if r.group is not None and spec.keep_groups_together else r.id for r in records],
             parts=[r.part for r in records],
         ),
     )
@@ -189,6 +190,7 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         "fundus_crop_scale": options.fundus_crop_scale if loader.modality == "fundus" else None,
         "classes": list(loader.classes),
         "has_normal_twins": bool(normals),
+        "split_protocol": spec.split_protocol,
         "counts": {part: len(keys) for part, keys in split.items()},
         "n_images": len(ids),
     }

@@ -21,7 +21,9 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: floa
     return out.clip(0, 255).astype(np.uint8)
 
 
-def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: int, *, caption_columns: tuple[str, ...] = ()) -> plt.Figure:
+def dataset_gallery(
+    name: str, root: str, attributes: pd.DataFrame, n_samples: int, *, caption_columns: tuple[str, ...] = (), crop_scale: float = 2.0
+) -> plt.Figure:
     """Rows of (image, ground truth overlay, lesion-free twin) at native resolution.
 
     Samples are ``n_samples`` test images evenly spaced in id order (so several sequences show),
@@ -30,7 +32,7 @@ def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: i
     from benchmark.data.prepare import crop_padded, disc_crop_box
 
     spec = get_dataset(name)
-    loader = spec.loader(root)
+    loader = spec.make_loader(root)
     records = {record.id: record for record in loader.records()}
     test_ids = attributes[attributes["split"] == "test"]["id"].astype(str).tolist()
     picks = np.unique(np.linspace(0, len(test_ids) - 1, min(n_samples, len(test_ids))).round().astype(int))
@@ -48,7 +50,7 @@ def dataset_gallery(name: str, root: str, attributes: pd.DataFrame, n_samples: i
 
             panels.append(read_rgb(twin_path))
         if loader.modality == "fundus":
-            top, left, side = disc_crop_box(labels, 2.0)
+            top, left, side = disc_crop_box(labels, crop_scale)
             panels = [crop_padded(panel, top, left, side, 0) for panel in panels]
         info = attributes.set_index(attributes["id"].astype(str)).loc[key]
         caption = ", ".join(f"{column}={_short(info[column])}" for column in caption_columns if column in info)

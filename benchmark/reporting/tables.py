@@ -51,9 +51,10 @@ def dataset_table(prepared: dict[str, PreparedDataset]) -> pd.DataFrame:
         for stratum, mask in _stratum_masks(attributes).items():
             row[stratum] = f"{int(mask.sum())} ({int((mask & test).sum())})"
         row["native size (W×H)"] = sizes[0] if len(sizes) == 1 else f"{len(sizes)} sizes, {sizes[0]} … {sizes[-1]}"
+        row["split protocol"] = dataset.manifest.get("split_protocol", "")
         rows.append(row)
     table = pd.DataFrame(rows).set_index("dataset").fillna("–")
-    last = ["native size (W×H)"]
+    last = ["native size (W×H)", "split protocol"]
     return table[[column for column in table.columns if column not in last] + last]
 
 
