@@ -11,6 +11,7 @@ import dataclasses
 
 from benchmark.data.base import DatasetError, DatasetLoader, Record
 from benchmark.data.cvc_clinicdb import CVCClinicDB
+from benchmark.data.kvasir_seg import KvasirSEG
 from benchmark.data.refuge import REFUGE
 
 
@@ -63,6 +64,17 @@ DATASETS: dict[str, DatasetSpec] = {
         description="procedural fundus photographs with optic disc and cup, REFUGE layout (3 parts)",
         procedural=True,
         test_fraction=None,  # train + validation parts vs test part, as the paper's 800/400
+    ),
+    "kvasir_seg": DatasetSpec(
+        loader=KvasirSEG,
+        description="Kvasir-SEG (Jha et al., MMM 2020), 1000 polyp images; Kvasir-Sessile ids = flat stratum",
+        test_fraction=0.2,  # the paper's 800/200
+    ),
+    "kvasir_seg_official": DatasetSpec(
+        loader=KvasirSEG,
+        description="Kvasir-SEG with the official train.txt / val.txt lists (880/120)",
+        test_fraction=None,
+        loader_options=(("official_split", True),),
     ),
 }
 
