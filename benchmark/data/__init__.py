@@ -13,6 +13,7 @@ from benchmark.data.base import DatasetError, DatasetLoader, Record
 from benchmark.data.cvc_clinicdb import CVCClinicDB
 from benchmark.data.kvasir_seg import KvasirSEG
 from benchmark.data.refuge import REFUGE
+from benchmark.data.refuge2 import REFUGE2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,17 @@ DATASETS: dict[str, DatasetSpec] = {
         procedural=True,
         test_fraction=None,  # train + validation parts vs test part, as the paper's 800/400
     ),
+    "cvc_clinicdb": DatasetSpec(
+        loader=CVCClinicDB,
+        description="CVC-ClinicDB (Bernal et al., 2015), 612 frames from 29 video sequences",
+        test_fraction=124 / 612,  # 488/124, sequence-disjoint (primary protocol)
+    ),
+    "cvc_clinicdb_random": DatasetSpec(
+        loader=CVCClinicDB,
+        description="CVC-ClinicDB, random-frame 488/124 split as in the paper (frames of one sequence leak across it)",
+        test_fraction=124 / 612,
+        keep_groups_together=False,
+    ),
     "kvasir_seg": DatasetSpec(
         loader=KvasirSEG,
         description="Kvasir-SEG (Jha et al., MMM 2020), 1000 polyp images; Kvasir-Sessile ids = flat stratum",
@@ -75,6 +87,16 @@ DATASETS: dict[str, DatasetSpec] = {
         description="Kvasir-SEG with the official train.txt / val.txt lists (880/120)",
         test_fraction=None,
         loader_options=(("official_split", True),),
+    ),
+    "refuge": DatasetSpec(
+        loader=REFUGE,
+        description="REFUGE (Orlando et al., 2020), official Training400 / Validation400 / Test400 layout",
+        test_fraction=None,  # train + validation (800) vs test (400), as the paper
+    ),
+    "refuge2": DatasetSpec(
+        loader=REFUGE2,
+        description="REFUGE2, Kaggle re-package REFUGE2/{train,val,test}/{images,mask}",
+        test_fraction=None,
     ),
 }
 

@@ -136,30 +136,45 @@ def natural_key(text: str) -> tuple:
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
-def open_image(path: Path) -> Image.Image:
-    """Open and fully decode an image with Pillow (TIFFs via tifffile), naming the file on failure."""
+def read_array(path: Path) -> np.ndarray:
+    """Decode an image file to a numpy array, naming the file on failure.
+
+    TIFFs go through tifffile (CVC-ClinicDB's RGB TIFFs carry a malformed BitsPerSample tag
+    that Pillow rejects); everything else through Pillow, with palette images converted to
+    their grey or RGB values (not their palette indices).
+    """
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
         try:
-            return Image.fromarray(tifffile.imread(path))
+            return np.asarray(tifffile.imread(path))
         except Exception as error:  # tifffile raises many types for broken files
             raise DatasetError(f"cannot read {path}: {error}; the file is corrupt or truncated, re-download it") from error
     try:
         with Image.open(path) as image:
             image.load()
-            return image.copy()
+            if image.mode in ("P", "PA"):
+                image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+            return np.asarray(image).copy()
     except Exception as error:
         raise DatasetError(f"cannot read {path}: {error}; the file is corrupt or truncated, re-download it") from error
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` from an RGB, grayscale, RGBA (alpha dropped) or 16-bit image."""
-    array = np.asarray(open_image(path))
+def _read_uint8(path: Path) -> np.ndarray:
+    """Decoded image as uint8: 16-bit scaled down, 1-bit expanded to {0, 255}."""
+    array = read_array(path)
     if array.dtype == np.uint16:
         array = (array // 257).astype(np.uint8)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
     if array.dtype != np.uint8:
         raise DatasetError(f"{path} has pixel type {array.dtype}; expected 8- or 16-bit images")
+    return array
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` from an RGB, grayscale, palette, RGBA (alpha dropped) or 16-bit image."""
+    array = _read_uint8(path)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
@@ -169,15 +184,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def read_gray(path: Path) -> np.ndarray:
     """uint8 ``(H, W)`` mask; colour masks are reduced to their first channel (all equal in practice)."""
-    array = np.asarray(open_image(path))
-    if array.dtype == np.uint16:
-        array = (array // 257).astype(np.uint8)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
+    array = _read_uint8(path)
     if array.ndim == 3:
         array = array[..., 0]
-    if array.ndim != 2 or array.dtype != np.uint8:
-        raise DatasetError(f"{path} has shape {array.shape} and type {array.dtype}; expected an 8-bit mask")
+    if array.ndim != 2:
+        raise DatasetError(f"{path} has shape {array.shape}; expected a single-channel or grey RGB mask")
     return array
 
 

@@ -134,7 +134,9 @@ class KvasirSEG(DatasetLoader):
         """The Kvasir-Sessile folder in use, or ``None`` when there is none."""
         if self.sessile_root is not None:
             return self.sessile_root
-        return next((p for p in (self.folder / SESSILE_FOLDER, self.folder.parent / SESSILE_FOLDER) if p.is_dir()), None)
+        # resolve(): a symlinked Kvasir-SEG (data/raw/kvasir_seg -> the download) still finds its sibling
+        candidates = (self.folder / SESSILE_FOLDER, self.folder.parent / SESSILE_FOLDER, self.folder.resolve().parent / SESSILE_FOLDER)
+        return next((p for p in candidates if p.is_dir()), None)
 
     def attributes(self) -> pd.DataFrame:
         """Columns ``id``, ``bbox_count``, ``json_width``, ``json_height``, and ``flat`` (bool,
