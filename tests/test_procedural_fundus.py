@@ -206,7 +206,7 @@ def test_normal_twin_equals_image_outside_the_disc(dataset):
 
 def test_images_look_like_a_fundus(dataset):
     root, table = dataset
-    cup_paler = 0
+    cup_to_rim = []
     for row in table.itertuples():
         image = _rgb(root / row.image).astype(float)
         label = _gray(root / row.mask)
@@ -216,8 +216,36 @@ def test_images_look_like_a_fundus(dataset):
         ring = ndimage.binary_dilation(disc, iterations=8) & ~ndimage.binary_dilation(disc, iterations=3)
         assert luminance[disc].mean() > 1.2 * luminance[ring].mean(), row.id  # the disc is bright
         assert image[ring].mean(axis=0)[0] > image[ring].mean(axis=0)[1]  # the retina is red-orange
-        cup_paler += luminance[label == 0].mean() > luminance[label == 128].mean()
-    assert cup_paler >= 0.8 * len(table)
+        cup_to_rim.append(luminance[label == 0].mean() / luminance[label == 128].mean())
+    # The cup is paler than the rim on average, but not in every image by much: pallor contrast
+    # varies per image and some cups are barely paler than their rim.
+    cup_to_rim = np.array(cup_to_rim)
+    assert cup_to_rim.mean() > 1.05 and (cup_to_rim > 1).mean() >= 2 / 3
+    assert cup_to_rim.min() < 1.1
+
+
+def _best_threshold_dice(luminance: np.ndarray, disc: np.ndarray, cup: np.ndarray) -> float:
+    """Best Dice between the cup and "disc pixels brighter than t" over 49 quantile thresholds t."""
+    best = 0.0
+    for t in np.quantile(luminance[disc], np.linspace(0.02, 0.98, 49)):
+        pale = disc & (luminance >= t)
+        best = max(best, 2 * (pale & cup).sum() / (pale.sum() + cup.sum()))
+    return best
+
+
+def test_pallor_does_not_trace_the_annotated_cup(dataset):
+    # The annotated cup is the 3-D excavation, not the pale area: thresholding the brightness of
+    # the disc (vessels removed by a grey closing) must not recover it. With a pallor whose edge
+    # is the cup edge this Dice is about 0.8 on average; the pale area only overlaps the cup.
+    root, table = dataset
+    scores = []
+    for row in table.itertuples():
+        luminance = _rgb(root / row.image).astype(float) @ np.array([0.3, 0.59, 0.11])
+        label = _gray(root / row.mask)
+        width = max(3, int(0.12 * row.disc_diameter_px) | 1)  # wider than the vessels
+        luminance = ndimage.grey_closing(luminance, size=(width, width))
+        scores.append(_best_threshold_dice(luminance, label != 255, label == 0))
+    assert np.mean(scores) < 0.72
 
 
 def test_same_seed_same_bytes_other_seed_differs(dataset, tmp_path):

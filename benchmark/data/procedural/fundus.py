@@ -7,6 +7,11 @@ follows REFUGE (uint8: 0 cup, 128 disc rim, 255 background) and its vertical cup
 Every image has a "normal twin": the same fundus with a physiological cup (vCDR in [0.25, 0.4]),
 identical outside the disc, for counterfactual evaluation.
 
+As in real photographs the annotated cup (the 3-D excavation) is not the pale area: the pallor is
+a soft-edged region of its own, usually smaller than the cup in glaucoma, with per-image contrast,
+and only subtle cues (vessels kinking and fading, a faint tint change) mark the true cup edge.
+Discs also vary in colour, focus, illumination and noise, so the exact cup edge is ambiguous.
+
 Rendering shares one background (retina, macula, vessels) between image and twin and recomposes
 only a crop around the disc, which both keeps the twin identical outside the disc and is fast.
 """
@@ -33,6 +38,9 @@ NAME = "synth_fundus"
 STRATA = {"normal": (0.25, 0.5, False), "early": (0.5, 0.6, False), "advanced": (0.6, 0.85, True)}
 TWIN_VCDR = (0.25, 0.4, True)
 _THINNING = {"early": (0.55, 0.2, 0.25), "advanced": (0.5, 0.2, 0.3)}  # inferior, superior, diffuse
+# Pallor vs annotated cup per stratum: pallor size range (share of the cup), share of rounding/centring,
+# cup-wall hint strength. Early glaucoma: shallow "saucerised" cups, pallor lags; advanced: pale nearly to the edge.
+_PALLOR = {"normal": (0.75, 1.1, 0.3, 1.0), "early": (0.55, 0.95, 1.0, 0.5), "advanced": (0.7, 1.0, 0.6, 1.0)}
 COLUMNS = ["id", "part", "glaucoma", "vcdr", "vcdr_target", "stratum", "disc_cx", "disc_cy", "disc_diameter_px",
            "cup_diameter_px", "rim_thinning", "image", "mask", "normal_image", "normal_mask", "normal_vcdr"]  # fmt: skip
 
@@ -268,15 +276,16 @@ class _DiscCrop:
         self.rx, self.ry, self.temporal = attrs["disc_rx"], attrs["disc_ry"], (-1.0 if attrs["eye"] == "OD" else 1.0)
 
     def cup(self, half_height: float, aspect: float, shift_x: float, shift_y: float, nudge: float = 0.0) -> tuple:
-        """Normalised cup radius (1 on the cup edge, float32) and cup mask (bool), both crop-shaped."""
+        """Normalised cup radius (1 on the cup edge, float32), cup mask (bool), both crop-shaped, and
+        the ellipse ``(ox, oy, half_width, half_height)`` in px relative to the disc centre."""
         half_width = min(aspect * half_height, 0.9 * self.rx - 1)
         ox = self.temporal * shift_x * max(0.0, 0.9 * self.rx - half_width - 1.5)
         oy = shift_y * max(0.0, self.ry - half_height - 1.5) + nudge
         rho = np.hypot((self.dx - ox) / half_width, (self.dy - oy) / half_height)
-        return rho, (rho <= 1) & self.inner
+        return rho, (rho <= 1) & self.inner, (ox, oy, half_width, half_height)
 
     def fit_cup(self, target: float, interval: tuple, aspect: float, shift_x: float, shift_y: float) -> tuple:
-        """Cup whose measured vCDR lies in ``interval``, near ``target``: (rho, mask, cup height in px)."""
+        """Cup whose measured vCDR lies in ``interval``, near ``target``: (rho, mask, cup height in px, ellipse)."""
         low, high, inclusive = interval
         ratios = np.arange(self.height + 1) / self.height
         counts = np.flatnonzero((ratios >= low) & ((ratios <= high) if inclusive else (ratios < high))).tolist()
@@ -288,43 +297,78 @@ class _DiscCrop:
         for nudge in (0.0, 0.5):
             half_height = max(0.5, want / 2)
             for attempt in range(12):  # proportional steps converge in 1-3; small steps are a safety net
-                rho, mask = self.cup(half_height, aspect, shift_x, shift_y, nudge)
+                rho, mask, ellipse = self.cup(half_height, aspect, shift_x, shift_y, nudge)
                 got = int(mask.sum(axis=0).max(initial=0))
                 if counts[0] <= got <= counts[-1]:
-                    return rho, mask, got
+                    return rho, mask, got, ellipse
                 half_height = max(0.5, half_height + ((want - got) / 2 if attempt < 4 else 0.25 * np.sign(want - got)))
         raise RuntimeError(f"{NAME}: could not fit a cup with vCDR in {interval[:2]} on a disc {self.height} px tall")
 
 
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, C1-smooth in between (float, same shape)."""
+    return np.clip(x, 0.0, 1.0) ** 2 * (3 - 2 * np.clip(x, 0.0, 1.0))
+
+
+def _pallor(crop: _DiscCrop, look: dict, ellipse: tuple, stratum: str) -> np.ndarray:
+    """Visible pallor of one cup (``ellipse`` from :meth:`_DiscCrop.cup`): float ``(h, w)`` in [0, 1], 0 outside the disc.
+
+    The annotated cup is the 3-D excavation, whose edge graders place where vessels bend; the pale
+    area is a separate, soft-edged, irregular region, smaller (glaucoma: cup/pallor dissociation,
+    rounder and more central) or in physiological cups sometimes larger than the cup (:data:`_PALLOR`).
+    """
+    ox, oy, half_width, half_height = ellipse
+    low, high, share, _ = _PALLOR[stratum]
+    scale, mean = low + (high - low) * look["pallor_size"], math.sqrt(half_width * half_height)
+    round_, central = share * look["pallor_round"], share * look["pallor_central"]
+    rx, ry = (scale * ((1 - round_) * h + round_ * mean) for h in (half_width, half_height))
+    u = (crop.dx - ox * (1 - central)) / rx - mean / rx * (look["pallor_offset"][0] + crop.temporal * look["pallor_temporal"])
+    v = (crop.dy - oy * (1 - central)) / ry - mean / ry * look["pallor_offset"][1]
+    a2, p2, a3, p3 = look["pallor_wobble"]
+    theta = np.arctan2(v, u)
+    rho = np.hypot(u, v) / (1 + a2 * np.cos(2 * theta + p2) + a3 * np.cos(3 * theta + p3))
+    # The edge is a gradient whose width is a share of the disc (not of the cup): 3-11 px at size 512.
+    return _smoothstep((1 - rho) * math.sqrt(rx * ry) / (look["pallor_soft"] * crop.ry) + 0.5) * np.clip((1 - crop.rho) * 8, 0, 1)
+
+
 def _compose(crop: _DiscCrop, base: np.ndarray, shared: tuple, look: dict, cup: tuple) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 ``(H, W, 3)`` and REFUGE label map uint8 ``(H, W)`` for one cup on the shared fundus."""
-    background, vessels = shared  # float32 crops in [0, 1]: (h, w, 3) and two (h, w)
-    rho_cup, cup_mask, _ = cup
+    background, vessels, noise = shared  # float32 crops: (h, w, 3) and two (h, w) in [0, 1], noise (h, w, 3) in 0..255 units
+    rho_cup, cup_mask, cup_height, ellipse = cup
     rho = crop.rho
-    edge = np.clip((1 - rho) * crop.ry / 1.2 + 0.5, 0, 1)[..., None]  # ~1 px soft disc margin
-    pallor = (np.clip((1.08 - rho_cup) / 0.25, 0, 1) ** 0.8 * (rho < 1))[..., None]
+    edge = np.clip((1 - rho) * crop.ry / look["margin"] + 0.5, 0, 1)[..., None]  # disc margin, softer when defocused
+    stratum = stratum_of(cup_height / crop.height)
+    pallor = look["contrast"] * _pallor(crop, look, ellipse, stratum)[..., None]
     side = np.clip(crop.temporal * crop.dx / crop.rx, 0, 1)  # the temporal rim is paler than the nasal
     retina = background.mean(axis=(0, 1))
     relief = (background / retina) ** 0.4  # retinal texture shows through the rim
     # The disc stays clearly brighter than the retina around it, however bright the fundus.
     rim = look["rim"] * max(1.0, 1.4 * retina.sum() / look["rim"].sum()) * relief
     rim = rim * ((0.9 + 0.2 * (1 - np.clip(rho, 0, 1))) * (1 + look["rim_temporal"] * side))[..., None]
-    colour = background * (1 - edge) + edge * (rim * (1 - pallor) + look["cup"] * pallor)
+    gx, gy = look["gradient"]  # uneven illumination across the disc
+    # Inside the excavation the rim's pink capillary tint fades even where the floor is not pale: a
+    # faint hint of the true cup edge, soft over 0.15 disc radius.
+    wall = _smoothstep((1 - rho_cup) * min(ellipse[2:]) / (0.15 * crop.ry) + 0.5)[..., None] * look["wall"] * _PALLOR[stratum][3]
+    rim = rim * (1 - wall) + wall * rim.mean(axis=-1, keepdims=True) * np.array([1.0, 0.95, 0.9])
+    disc = (rim * (1 - pallor) + look["cup"] * pallor) * (1 + (gx * crop.dx + gy * crop.dy) / crop.rx)[..., None]
+    colour = background * (1 - edge) + edge * disc
     if look["ppa"] > 0:  # peripapillary atrophy: a pale or pigmented temporal crescent outside the disc
         crescent = side * np.clip((1.25 - rho) / 0.1, 0, 1) * (rho > 1)
         colour += look["ppa"] * crescent[..., None] * (look["rim"] * 0.85 - colour)
     # Vessels kink where they dip over the cup edge: inside the cup they are shifted sideways.
     # The shift ramps up over 0.4 cup radii and is at most 0.2 of one, so the warp never folds.
-    shift = look["kink"] * cup[2] / 2 * (np.clip((1 - rho_cup) / 0.4, 0, 1) * (rho < 0.98))[..., None]
+    inside = np.clip((1 - rho_cup) / 0.4, 0, 1) * (rho < 0.98)
+    shift = look["kink"] * cup_height / 2 * inside[..., None]
     ys, xs = np.mgrid[0 : rho.shape[0], 0 : rho.shape[1]].astype(np.float32)
     coords = [ys + shift[..., 0], xs + shift[..., 1]]
-    fade = 1 - 0.45 * pallor[..., 0]  # vessels dip out of sight into the cup
+    # Vessels dip out of sight past the true (3-D) cup edge, whatever the pallor does: the real cue.
+    fade = 1 - look["dip"] * inside
     for layer, tone in zip(vessels, (look["vein"], look["artery"])):
         alpha = ndimage.map_coordinates(layer, coords, order=1, mode="nearest") * fade
         colour *= 1 - alpha[..., None] * (1 - tone)
     near = rho < 1.3  # disc, its soft margin and the crescent; beyond it the shared base is kept as is
     image = base.copy()
-    image[crop.box][near] = np.clip(colour[near] * 255 + 0.5, 0, 255).astype(np.uint8)
+    image[crop.box][near] = np.clip(colour[near] * 255 + noise[near] + 0.5, 0, 255).astype(np.uint8)
     label = np.full(base.shape[:2], 255, dtype=np.uint8)
     label[crop.box][crop.disc] = 128
     label[crop.box][cup_mask] = 0
@@ -347,23 +391,36 @@ def render_fundus(rng: np.random.Generator, attrs: dict, size: int) -> dict:
     """
     background = _background(rng, attrs, size)
     vessels = _vessel_layers(rng, attrs, size)
-    look = {
+    defocus = size / 512 * rng.uniform(0.0, 1.0) ** 2 * 2.0  # Gaussian sigma (px): most images sharp, a few soft
+    look = {  # per image; "pallor_*", "contrast", "dip", "wall" and "kink" decide how ambiguous the cup is
         "vein": np.array([0.5, 0.3, 0.45]) * rng.uniform(0.85, 1.1), "artery": np.array([0.85, 0.58, 0.72]),
-        "rim": np.array([0.97, 0.63, 0.34]) * rng.uniform(0.88, 1.0) * np.exp(rng.normal(0, [0.02, 0.05, 0.1])),
-        "cup": np.array([1.0, 0.92, 0.76]) * rng.uniform(0.95, 1.0), "rim_temporal": rng.uniform(0.0, 0.15),
-        "ppa": rng.uniform(0.2, 0.5) if rng.random() < 0.4 else 0.0, "kink": np.clip(rng.normal(0, 0.1, 2), -0.14, 0.14),
+        "rim": np.array([0.97, 0.63, 0.34]) * rng.uniform(0.8, 1.0) * np.exp(rng.normal(0, [0.02, 0.06, 0.12])),
+        "cup": np.array([1.0, 0.92, 0.76]) * rng.uniform(0.9, 1.0) * np.exp(rng.normal(0, [0.0, 0.03, 0.08])),
+        "rim_temporal": rng.uniform(0.0, 0.15), "ppa": rng.uniform(0.2, 0.5) if rng.random() < 0.4 else 0.0,
+        "kink": np.clip(rng.normal(0, 0.1, 2), -0.14, 0.14), "dip": rng.uniform(0.15, 0.4), "wall": rng.uniform(0.0, 0.15),
+        "contrast": rng.uniform(0.3, 1.0), "pallor_size": rng.random(), "pallor_round": rng.uniform(0.0, 0.7),
+        "pallor_central": rng.uniform(0.0, 0.6), "pallor_offset": rng.normal(0, 0.08, 2), "pallor_temporal": rng.uniform(0.0, 0.12),
+        "pallor_soft": rng.uniform(0.08, 0.3),
+        "pallor_wobble": [rng.uniform(-0.08, 0.08), rng.uniform(0, 2 * np.pi), rng.uniform(-0.06, 0.06), rng.uniform(0, 2 * np.pi)],
+        "gradient": rng.uniform(0.0, 0.12) * np.array([math.cos(phi := rng.uniform(0, 2 * np.pi)), math.sin(phi)]),
+        "margin": math.hypot(1.2, 2 * defocus),
     }  # fmt: skip
+    if defocus > 0.05:  # defocus blurs the vessels everywhere (the retina is smooth already)
+        vessels = tuple(layer.filter(ImageFilter.GaussianBlur(defocus)) for layer in vessels)
     base_image = background
     for layer, tone in zip(vessels, (look["vein"], look["artery"])):
         base_image = ImageChops.multiply(base_image, layer.convert("RGB").point(_tone_lut(tone)))
+    # Sensor noise, shared by image and twin so that they stay identical outside the disc.
+    amplitude = int(rng.integers(1, 5))
+    noise = rng.integers(-amplitude, amplitude + 1, (size, size, 3), dtype=np.int8)
+    base = np.clip(np.asarray(base_image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
     crop = _DiscCrop(attrs, size)
     shared = (np.asarray(background, dtype=np.float32)[crop.box] / 255,
-              [np.asarray(layer, dtype=np.float32)[crop.box] / 255 for layer in vessels])  # fmt: skip
+              [np.asarray(layer, dtype=np.float32)[crop.box] / 255 for layer in vessels], noise[crop.box])  # fmt: skip
     cup, twin = (
         crop.fit_cup(attrs[f"{prefix}vcdr_target"], interval, *(attrs[f"{prefix}cup_{k}"] for k in ("aspect", "shift_x", "shift_y")))
         for prefix, interval in (("", STRATA[attrs["stratum"]]), ("normal_", TWIN_VCDR))
     )
-    base = np.asarray(base_image)
     image, mask = _compose(crop, base, shared, look, cup)
     normal_image, normal_mask = _compose(crop, base, shared, look, twin)
     return {"image": image, "mask": mask, "normal_image": normal_image, "normal_mask": normal_mask,
