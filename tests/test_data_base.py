@@ -48,6 +48,6 @@ def test_truncated_and_non_image_files_name_the_file(tmp_path):
 def test_every_registry_entry_names_a_loader_and_protocol():
     for name, spec in DATASETS.items():
         assert spec.loader.modality in ("polyp", "fundus"), name
-        assert spec.description and spec.split_protocol, name
+        assert spec.description and spec.split_protocol(grouped=True), name
         if not spec.keep_groups_together:
-            assert "LEAKS" in spec.split_protocol
+            assert "LEAKS" in spec.split_protocol(grouped=True)

@@ -57,3 +57,34 @@ def test_seed_averaged_per_image():
     averaged = seed_averaged_per_image(per_image_table())
     row = averaged[(averaged["method"] == "a") & (averaged["image_id"] == "i0")]
     assert row["dice"].item() == pytest.approx(0.8)
+
+
+class FakePrepared:
+    def __init__(self, attributes, manifest):
+        self.attributes, self.manifest = attributes, manifest
+
+
+def test_table1_counts_and_strata():
+    from benchmark.reporting.tables import dataset_table
+
+    polyp = pd.DataFrame({
+        "id": list("abcdef"), "split": ["train", "train", "val", "test", "test", "unused"],
+        "native_width": [384, 384, 384, 640, 384, 384], "native_height": [288, 288, 288, 480, 288, 288],
+        "n_lesions": [1, 2, 1, 1, 0, 1], "target_area_fraction": [0.01, 0.2, 0.3, 0.04, 0.0, 0.1],
+        "flat": [True, False, False, True, False, False],
+    })
+    fundus = pd.DataFrame({
+        "id": list("xyz"), "split": ["train", "test", "test"], "native_width": [512] * 3, "native_height": [512] * 3,
+        "n_lesions": [1, 1, 1], "target_area_fraction": [0.1] * 3, "vcdr": [0.3, 0.55, 0.6],
+    })
+    table = dataset_table({
+        "p": FakePrepared(polyp, {"target": "polyp", "modality": "polyp", "split_protocol": "x"}),
+        "f": FakePrepared(fundus, {"target": "cup", "modality": "fundus", "split_protocol": "y"}),
+    })
+    assert table.loc["p", "images"] == 6 and table.loc["p", "train + val"] == 3 and table.loc["p", "test"] == 2
+    assert table.loc["p", "with lesion"] == 5 and table.loc["p", "lesions"] == 6
+    assert table.loc["p", "small (area <5%)"] == "2 (1)"  # a (0.01) and d (0.04); the lesion-free image e is not small
+    assert table.loc["p", "flat"] == "2 (1)"
+    assert table.loc["p", "native size (W×H)"] == "2 sizes, 384×288 … 640×480"
+    assert table.loc["f", "early glaucoma (vCDR 0.5-0.6)"] == "1 (1)"
+    assert list(table.columns[-2:]) == ["native size (W×H)", "split protocol"]

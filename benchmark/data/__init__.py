@@ -39,13 +39,18 @@ class DatasetSpec:
     keep_groups_together: bool = True
     loader_options: tuple[tuple[str, object], ...] = ()
 
-    @property
-    def split_protocol(self) -> str:
-        """One line for Table 1: how test and validation were drawn."""
+    def split_protocol(self, grouped: bool) -> str:
+        """One line for Table 1: how test and validation were drawn.
+
+        Args:
+            grouped: whether the loader's records carry groups (video sequences, patients).
+        """
         if self.test_fraction is None:
             return "publisher's parts"
+        if not grouped:
+            return f"{self.test_fraction:.1%} test, random images"
         if self.keep_groups_together:
-            return f"{self.test_fraction:.1%} test, group-disjoint"
+            return f"{self.test_fraction:.1%} test, sequence-disjoint"
         return f"{self.test_fraction:.1%} test, random frames (LEAKS: frames of one sequence on both sides)"
 
     def make_loader(self, root) -> DatasetLoader:

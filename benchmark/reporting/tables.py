@@ -14,43 +14,57 @@ from benchmark.utils.io import read_json
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "sensitivity": "Sensitivity", "specificity": "Specificity", "fnr": "FNR"}
 
 
-def _stratum_masks(attributes: pd.DataFrame) -> dict[str, pd.Series]:
+# Real frames carry no millimetre scale: SUN-SEG's "small object" rule (DATASETS.md).
+SMALL_AREA_FRACTION = 0.05
+
+
+def _stratum_masks(attributes: pd.DataFrame, modality: str) -> dict[str, pd.Series]:
     """Boolean columns of the Table 3 strata that this dataset labels (exact on procedural data)."""
+    truthy = lambda column: attributes[column].astype(str).str.lower().eq("true")  # noqa: E731
     strata = {}
     if "small" in attributes:
-        strata["small (<5 mm)"] = attributes["small"].astype(str).str.lower().eq("true")
+        strata["small (<5 mm)"] = truthy("small")
+    elif modality == "polyp":
+        area = attributes["target_area_fraction"]
+        strata[f"small (area <{SMALL_AREA_FRACTION:.0%})"] = (area > 0) & (area < SMALL_AREA_FRACTION)
     if "flat" in attributes:
-        strata["flat"] = attributes["flat"].astype(str).str.lower().eq("true")
+        strata["flat"] = truthy("flat")
     if "stratum" in attributes:
         strata["early glaucoma (vCDR 0.5-0.6)"] = attributes["stratum"].eq("early")
+    elif "vcdr" in attributes:
+        strata["early glaucoma (vCDR 0.5-0.6)"] = attributes["vcdr"].between(0.5, 0.6, inclusive="left")
     return strata
 
 
 def dataset_table(prepared: dict[str, PreparedDataset]) -> pd.DataFrame:
     """Table 1: one row per dataset.
 
-    Columns: target, images, train / val / test sizes, images with a lesion, lesion count
-    (8-connected components at native resolution), stratum sizes as "all (test)", native
-    resolutions (W×H; range when several).
+    Columns: target, images, train + val (the training pool), train / val / test sizes, images
+    with a lesion, lesion count (8-connected components at native resolution), stratum sizes
+    as "all (test)", native resolutions (W×H; smallest and largest by area when several), and
+    the split protocol.
     """
     rows = []
     for name, dataset in prepared.items():
         attributes = dataset.attributes
-        test = attributes["split"].eq("test")
-        sizes = sorted({f"{w}×{h}" for w, h in zip(attributes["native_width"], attributes["native_height"])})
+        split = attributes["split"]
+        test = split.eq("test")
+        sizes = sorted({(int(w), int(h)) for w, h in zip(attributes["native_width"], attributes["native_height"])}, key=lambda s: (s[0] * s[1], s))
+        size_text = [f"{w}×{h}" for w, h in sizes]
         row = {
             "dataset": name,
             "target": dataset.manifest["target"],
             "images": len(attributes),
-            "train": int(attributes["split"].eq("train").sum()),
-            "val": int(attributes["split"].eq("val").sum()),
+            "train + val": int(split.isin(["train", "val"]).sum()),
+            "train": int(split.eq("train").sum()),
+            "val": int(split.eq("val").sum()),
             "test": int(test.sum()),
             "with lesion": int((attributes["n_lesions"] > 0).sum()),
             "lesions": int(attributes["n_lesions"].sum()),
         }
-        for stratum, mask in _stratum_masks(attributes).items():
+        for stratum, mask in _stratum_masks(attributes, dataset.manifest["modality"]).items():
             row[stratum] = f"{int(mask.sum())} ({int((mask & test).sum())})"
-        row["native size (W×H)"] = sizes[0] if len(sizes) == 1 else f"{len(sizes)} sizes, {sizes[0]} … {sizes[-1]}"
+        row["native size (W×H)"] = size_text[0] if len(sizes) == 1 else f"{len(sizes)} sizes, {size_text[0]} … {size_text[-1]}"
         row["split protocol"] = dataset.manifest.get("split_protocol", "")
         rows.append(row)
     table = pd.DataFrame(rows).set_index("dataset").fillna("–")
