@@ -46,7 +46,7 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
     key = fingerprint(method_cls.name, to_mapping(config), seed, [train.images, train.masks, val.images, val.masks])
     record_path, marker = seed_dir / "run.json", seed_dir / "fingerprint.txt"
     if record_path.is_file() and read_json(record_path).get("fingerprint") == key and (seed_dir / "model").is_dir():
-        print(f"{seed_dir}: up to date, skipped")
+        print(f"{seed_dir}: already trained with this config, data and code; skipped")
         return read_json(record_path)
     if marker.is_file() and marker.read_text().strip() != key:
         shutil.rmtree(seed_dir)  # another config or data: its checkpoint must not be resumed
@@ -87,7 +87,7 @@ def main() -> None:
     for index in range(params.n_seeds):
         seed = derive_seed(params.base_seed, "train", args.dataset, args.method, index)
         record = train_seed(dataset, method_cls, config, seed, out / f"seed_{index}", progress=not args.no_progress)
-        print(f"{args.dataset}/{args.method} seed {index} ({seed}): {record['train_seconds']:.1f} s")
+        print(f"{args.dataset}/{args.method} seed {index} ({seed}): trained in {record['train_seconds']:.1f} s")
     for stale in sorted(out.glob("seed_*")):
         if int(stale.name.split("_")[1]) >= params.n_seeds:
             shutil.rmtree(stale)  # fewer seeds than last time: drop the extra ones
