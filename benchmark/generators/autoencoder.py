@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from benchmark.config import from_mapping, to_mapping
 from benchmark.methods.supervised import images_to_tensor, mean_dice
 from benchmark.utils.io import atomic_dir, atomic_path, read_json, write_json
+from benchmark.utils.schedules import warmup_cosine
 from benchmark.utils.seeding import derive_seed
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -263,9 +264,7 @@ def train_autoencoder(images: np.ndarray, masks: np.ndarray, config: Autoencoder
         torch.manual_seed(derive_seed(seed, "autoencoder", "init"))
         vae = build_autoencoder(config)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup, decay = config.warmup_steps, max(1, config.steps - config.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup))
-                                                  * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0, step - warmup) / decay))))
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps)
     # The scheduler stays unprepared: accelerate would step it once per process, but it counts our loop's steps.
     model, optimizer = accelerator.prepare(_VAEWithKL(vae), optimizer)
     rank = accelerator.process_index

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from benchmark.config import from_mapping, to_mapping
 from benchmark.utils.io import atomic_dir, atomic_path, read_json, write_json
+from benchmark.utils.schedules import warmup_cosine
 from benchmark.utils.seeding import derive_seed
 
 METADATA_FILE = "inpainting.json"
@@ -295,9 +296,7 @@ def train_inpainting(latents: torch.Tensor, normal_latents: torch.Tensor, mask_l
         torch.manual_seed(derive_seed(seed, "inpainting", "init"))
         denoiser = build_denoiser(config, text_embeddings.shape[-1], latents.shape[-1])
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup, total = config.warmup_steps, config.steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup))
-                                                  * 0.5 * (1 + math.cos(math.pi * max(0, step - warmup) / max(1, total - warmup))))
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps)
     model, optimizer, scheduler = accelerator.prepare(denoiser, optimizer, scheduler)
     rank = accelerator.process_index
     generator = torch.Generator().manual_seed(seed if rank == 0 else derive_seed(seed, "inpainting", "rank", rank))
