@@ -14,6 +14,7 @@ from typing import Any, Callable, Literal
 from benchmark.config import ParamsError, from_mapping, load_section, read_yaml
 from benchmark.data.procedural.fundus import SynthFundusConfig
 from benchmark.data.procedural.polyp import SynthPolypConfig
+from benchmark.generators.configs import AutoencoderConfig, LatentGeneratorConfig, SDXLInpaintingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +137,81 @@ class ReportParams:
     timeout_s: int = 600
 
 
+@dataclasses.dataclass(frozen=True)
+class AutoencoderParams(AutoencoderConfig):
+    """``autoencoder``: the latent autoencoder of each dataset (shared by generator and validator).
+
+    Every field of :class:`~benchmark.generators.autoencoder.AutoencoderConfig` (architecture,
+    training length, or ``pretrained_path`` to load a local SD / SDXL VAE instead), plus:
+
+    Attributes:
+        seed: seeds initialisation and batches (hashed with the dataset name).
+    """
+
+    seed: int = 0
+
+    @property
+    def config(self) -> AutoencoderConfig:
+        return AutoencoderConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AutoencoderConfig)})
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorParams:
+    """``generator``: DiffAug's inpainting generator of each dataset, and how it samples.
+
+    Attributes:
+        backend: a key of ``benchmark.generators.GENERATORS``: "latent" (small latent diffusion
+            model trained here) or "sdxl_inpainting" (SDXL-inpainting + LoRA from a local folder).
+        seed: seeds training, prompt paraphrases and placements (hashed with the dataset name).
+        prompt_variant: "diverse" (attribute-based paraphrases) or "basic" (one fixed prompt).
+        steps: DDIM steps at sampling (paper: 50).
+        guidance_scale: classifier-free guidance scale s of eq. 8 (paper: 7.5).
+        latent: settings of the "latent" backend.
+        sdxl_inpainting: settings of the "sdxl_inpainting" backend (``pretrained_path`` is
+            required when it is selected).
+    """
+
+    backend: Literal["latent", "sdxl_inpainting"] = "latent"
+    seed: int = 0
+    prompt_variant: Literal["diverse", "basic"] = "diverse"
+    steps: int = 20
+    guidance_scale: float = 3.0
+    latent: LatentGeneratorConfig = LatentGeneratorConfig()
+    sdxl_inpainting: SDXLInpaintingConfig = SDXLInpaintingConfig()
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+        if self.backend == "sdxl_inpainting" and not self.sdxl_inpainting.pretrained_path:
+            raise ValueError("backend sdxl_inpainting needs sdxl_inpainting.pretrained_path: a local folder written by "
+                             "StableDiffusionXLInpaintPipeline.save_pretrained (no weights are downloaded)")
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorCheckParams:
+    """``generator_check``: the gallery and the "does the text matter" test of each generator.
+
+    Attributes:
+        n_pairs: paired samples per prompt contrast (same background, mask and seed; only the
+            prompt differs); drawn from the validation split's backgrounds.
+        gallery_backgrounds: backgrounds shown in the gallery.
+        gallery_seeds: samples per prompt and background in the gallery.
+        seed: seeds the choice of backgrounds, masks and sampling seeds.
+    """
+
+    n_pairs: int = 48
+    gallery_backgrounds: int = 2
+    gallery_seeds: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_pairs < 4 or self.gallery_backgrounds < 1 or self.gallery_seeds < 1:
+            raise ValueError(f"need n_pairs >= 4, gallery_backgrounds >= 1, gallery_seeds >= 1; got {self.n_pairs}, "
+                             f"{self.gallery_backgrounds}, {self.gallery_seeds}")  # fmt: skip
+
+
 def _parse_train(mapping: Any, source: str) -> TrainParams:
     from benchmark.methods import METHODS, get_method
 
@@ -161,6 +237,9 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "procedural": _simple(ProceduralParams, "procedural"),
     "prepare": _simple(PrepareParams, "prepare"),
     "train": _parse_train,
+    "autoencoder": _simple(AutoencoderParams, "autoencoder"),
+    "generator": _simple(GeneratorParams, "generator"),
+    "generator_check": _simple(GeneratorCheckParams, "generator_check"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
     "report": _simple(ReportParams, "report"),
 }

@@ -66,7 +66,7 @@ def test_committed_params_are_valid():
     from benchmark.params import check_params
 
     sections = check_params("params.yaml")
-    assert set(sections) == {"procedural", "prepare", "train", "evaluate", "report"}
+    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "train", "evaluate", "report"}
     assert sections["train"].n_seeds >= 3
 
 
@@ -102,3 +102,19 @@ def test_unknown_dataset_and_missing_file(tmp_path):
         load_section("prepare", path)
     with pytest.raises(ParamsError, match="not found"):
         load_section("prepare", tmp_path / "absent.yaml")
+
+
+def test_generator_sections_check_nested_keys_and_backend_requirements(tmp_path):
+    from benchmark.config import load_section
+
+    content = yaml.safe_load(open("params.yaml"))
+    content["generator"]["latent"]["denoiser"]["stepz"] = 3
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(content))
+    with pytest.raises(ParamsError, match=r"generator\.latent\.denoiser\.stepz.*did you mean 'steps'"):
+        load_section("generator", path)
+    content = yaml.safe_load(open("params.yaml"))
+    content["generator"]["backend"] = "sdxl_inpainting"
+    path.write_text(yaml.safe_dump(content))
+    with pytest.raises(ParamsError, match="pretrained_path"):
+        load_section("generator", path)

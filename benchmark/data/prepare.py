@@ -4,7 +4,9 @@ Output folder ``data/prepared/<dataset>/``:
 
 - ``arrays.npz``: ``ids`` (N,) str; ``images`` uint8 (N, S, S, 3); ``masks`` uint8 (N, S, S)
   in {0, 1} (the segmentation target at training resolution S); ``labels`` uint8 (N, S, S)
-  class map; ``normal_images`` uint8 (N, S, S, 3) when the dataset has lesion-free twins.
+  class map; ``normal_images`` uint8 (N, S, S, 3) and ``normal_labels`` uint8 (N, S, S) (the
+  twins' class maps: zeros for polyp twins, disc/cup for fundus twins) when the dataset has
+  lesion-free twins.
 - ``native_masks.npz``: the target of every image at native resolution (after the fundus
   disc crop), one array per id: metrics are computed at this resolution.
 - ``attributes.csv``: one row per image: id, split, group, native size, lesion count, target
@@ -120,23 +122,26 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
     normal_dir = root / "Normal"
     size = options.image_size
 
-    images, masks, labels, normals, native_masks, rows = [], [], [], [], {}, []
+    images, masks, labels, normals, normal_labels, native_masks, rows = [], [], [], [], [], {}, []
     for record in tqdm(records, desc=f"prepare {name}", disable=not progress, unit="img"):
         image, label = loader.read_image(record), loader.read_label(record)
         check_same_size(image, label, record)
         native_size = image.shape[:2]
-        normal = _read_normal(normal_dir, record)
+        normal, normal_label = _read_normal(normal_dir, record, loader)
         if loader.modality == "fundus":
             top, left, side = disc_crop_box(label, options.fundus_crop_scale, path=record.label)
             image = crop_padded(image, top, left, side, 0)
             label = crop_padded(label, top, left, side, 0)
             normal = None if normal is None else crop_padded(normal, top, left, side, 0)
+            normal_label = None if normal_label is None else crop_padded(normal_label, top, left, side, 0)
         target = target_from_labels(label, loader.modality, options.fundus_target)
         images.append(resize_image(image, size))
         masks.append(resize_binary(target, size))
         labels.append(resize_labels(label, size))
         if normal is not None:
             normals.append(resize_image(normal, size))
+            # a twin without its own mask file is lesion-free by construction (polyp twins)
+            normal_labels.append(resize_labels(normal_label, size) if normal_label is not None else np.zeros((size, size), np.uint8))
         native_masks[record.id] = target.astype(bool)
         rows.append(
             {
@@ -203,6 +208,7 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         }
         if normals:
             arrays["normal_images"] = np.stack(normals)
+            arrays["normal_labels"] = np.stack(normal_labels)
         np.savez(tmp / "arrays.npz", **arrays)
         np.savez_compressed(tmp / "native_masks.npz", **native_masks)
         table.reset_index().to_csv(tmp / "attributes.csv", index=False)
@@ -210,14 +216,22 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
     return manifest
 
 
-def _read_normal(normal_dir: Path, record: Record) -> np.ndarray | None:
+def _read_normal(normal_dir: Path, record: Record, loader) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The lesion-free twin of ``record`` and its class map (fundus twins carry a disc/cup mask)."""
     if not normal_dir.is_dir():
-        return None
-    for suffix in (record.image.suffix, ".tif", ".png", ".jpg"):
-        candidate = normal_dir / f"{record.id}{suffix}"
-        if candidate.is_file():
-            return read_rgb(candidate)
-    return None
+        return None, None
+    image_path = next((normal_dir / f"{record.id}{suffix}" for suffix in (record.image.suffix, ".tif", ".png", ".jpg")
+                       if (normal_dir / f"{record.id}{suffix}").is_file()), None)  # fmt: skip
+    if image_path is None:
+        return None, None
+    label_path = next((normal_dir / f"{record.id}{suffix}" for suffix in (".bmp", ".png")
+                       if (normal_dir / f"{record.id}{suffix}").is_file() and normal_dir / f"{record.id}{suffix}" != image_path), None)  # fmt: skip
+    image = read_rgb(image_path)
+    if label_path is None:
+        return image, None
+    label = loader.read_label(dataclasses.replace(record, label=label_path))
+    check_same_size(image, label, dataclasses.replace(record, image=image_path, label=label_path))
+    return image, label
 
 
 __all__ = ["DATASETS", "PrepareOptions", "prepare_dataset"]

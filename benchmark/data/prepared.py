@@ -76,6 +76,19 @@ class PreparedDataset:
         ids = ids if ids is not None else list(self._index)
         return self._arrays["normal_images"][[self._index[key] for key in ids]]
 
+    def normal_labels(self, ids: list[str] | None = None) -> np.ndarray | None:
+        """Class maps of the twins uint8 (N, S, S) for ``ids`` (all when None): zeros for polyp
+        twins (lesion-free), disc rim 1 / cup 2 for fundus twins; None when there are no twins."""
+        if "normal_labels" not in self._arrays:
+            return None
+        ids = ids if ids is not None else list(self._index)
+        return self._arrays["normal_labels"][[self._index[key] for key in ids]]
+
+    def labels(self, ids: list[str] | None = None) -> np.ndarray:
+        """Class maps uint8 (N, S, S) of the images (``masks`` is the binary target derived from them)."""
+        ids = ids if ids is not None else list(self._index)
+        return self._arrays["labels"][[self._index[key] for key in ids]]
+
     @cached_property
     def attributes(self) -> pd.DataFrame:
         return pd.read_csv(self.directory / "attributes.csv", dtype={"id": str, "group": str})

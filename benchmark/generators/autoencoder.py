@@ -10,7 +10,6 @@ patch GAN, whose backbone weights cannot be downloaded here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.config import from_mapping, to_mapping
+from benchmark.generators.configs import AutoencoderConfig
 from benchmark.methods.supervised import images_to_tensor, mean_dice
 from benchmark.utils.io import atomic_dir, atomic_path, read_json, write_json
 from benchmark.utils.schedules import warmup_cosine
@@ -27,57 +27,6 @@ from benchmark.utils.seeding import derive_seed
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 METADATA_FILE = "latent_autoencoder.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoencoderConfig:
-    """Hyper-parameters of the latent autoencoder.
-
-    Attributes:
-        pretrained_path: local diffusers VAE folder (config.json + weights, e.g. the ``vae/``
-            folder of an SD / SDXL checkpoint); None trains one from scratch.
-        block_out_channels: encoder widths per level; downsampling f = 2**(len - 1).
-        latent_channels: channels of the latent (4, as Stable Diffusion).
-        layers_per_block: ResNet blocks per level.
-        mid_block_attention: self-attention in the mid block (as Stable Diffusion's VAE).
-        steps: optimisation steps.
-        batch_size: images + masks per step.
-        learning_rate: peak AdamW learning rate.
-        warmup_steps: linear warm-up before the cosine decay to zero.
-        weight_decay: AdamW weight decay.
-        kl_weight: KL weight relative to the reconstruction loss *summed* over an image's pixels
-            (Latent Diffusion's convention, so 1e-6 means what it means there).
-        mse_weight: weight of the MSE term added to L1 (0 = pure L1).
-        mask_share: share of each batch that are masks rendered as ±1 images, in [0, 1).
-        checkpoint_every: steps between resumable checkpoints.
-    """
-
-    pretrained_path: str | None = None
-    block_out_channels: tuple[int, ...] = (16, 32, 64)
-    latent_channels: int = 4
-    layers_per_block: int = 1
-    mid_block_attention: bool = True
-    steps: int = 500
-    batch_size: int = 8
-    learning_rate: float = 2e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.0
-    kl_weight: float = 1e-6
-    mse_weight: float = 1.0
-    mask_share: float = 0.3
-    checkpoint_every: int = 100
-
-    def __post_init__(self):
-        checks = {name: (getattr(self, name) >= 1, ">= 1") for name in ("latent_channels", "layers_per_block", "steps", "batch_size", "checkpoint_every")}
-        checks |= {name: (getattr(self, name) >= 0, ">= 0") for name in ("warmup_steps", "weight_decay", "kl_weight", "mse_weight")}
-        checks["learning_rate"] = (self.learning_rate > 0, "> 0")
-        checks["block_out_channels"] = (len(self.block_out_channels) >= 1 and min(self.block_out_channels) >= 1, "non-empty and positive")
-        # A share that rounds to no mask per batch would silently never teach the masks.
-        share, masks_per_batch = self.mask_share, round(self.mask_share * self.batch_size)
-        checks["mask_share"] = (0 <= share < 1 and (share == 0 or masks_per_batch >= 1), "in [0, 1) and give >= 1 mask per batch")
-        for name, (valid, requirement) in checks.items():
-            if not valid:
-                raise ValueError(f"AutoencoderConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
 
 
 def build_autoencoder(config: AutoencoderConfig):

@@ -13,7 +13,6 @@ Sampling (DDIM + classifier-free guidance, eq. 8) lives in :mod:`benchmark.gener
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from benchmark.config import from_mapping, to_mapping
+from benchmark.generators.configs import InpaintingConfig
 from benchmark.utils.io import atomic_dir, atomic_path, read_json, write_json
 from benchmark.utils.schedules import warmup_cosine
 from benchmark.utils.seeding import derive_seed
@@ -30,78 +30,6 @@ from benchmark.utils.seeding import derive_seed
 METADATA_FILE = "inpainting.json"
 LATENT_CHANNELS = 4
 IN_CHANNELS = 2 * LATENT_CHANNELS + 1  # noisy latent, mask, masked-image latent
-
-
-@dataclasses.dataclass(frozen=True)
-class InpaintingConfig:
-    """Hyper-parameters of the inpainting denoiser, its noise schedule and its training.
-
-    Attributes:
-        block_out_channels: UNet widths per resolution level (each level but the last halves
-            the resolution); every width must be divisible by ``attention_head_dim``.
-        layers_per_block: ResNet (+ attention) layers per level.
-        attention_head_dim: channels per attention head (heads = width / attention_head_dim).
-        cross_attention_from_level: first level (0 = full latent resolution) that has
-            self- and cross-attention to the text (CrossAttnDown/UpBlock2D); earlier levels are
-            plain ResNet blocks. The mid block always has cross-attention.
-        num_train_timesteps: diffusion steps T of the forward process (eq. 2).
-        beta_schedule, beta_start, beta_end: the β_t schedule; Stable Diffusion's
-            "scaled_linear" 0.00085 → 0.012 by default ("linear" is also accepted).
-        steps: optimisation steps.
-        batch_size: samples per step (drawn with replacement).
-        learning_rate: peak AdamW learning rate.
-        warmup_steps: linear warm-up before the cosine decay to zero.
-        weight_decay: AdamW weight decay.
-        max_grad_norm: gradient-norm clip (0 disables).
-        text_dropout: share of training samples, in [0, 1), whose prompt embedding is replaced
-            by the unconditional (negative-prompt) embedding, so that classifier-free guidance
-            (eq. 8) has an unconditional model to contrast with.
-        lambda_preserve: weight of the background-preservation term of eq. 7 (>= 0).
-        checkpoint_every: steps between resumable checkpoints.
-    """
-
-    block_out_channels: tuple[int, ...] = (32, 64, 64)
-    layers_per_block: int = 1
-    attention_head_dim: int = 8
-    cross_attention_from_level: int = 1
-    num_train_timesteps: int = 1000
-    beta_schedule: str = "scaled_linear"
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    steps: int = 800
-    batch_size: int = 16
-    learning_rate: float = 5e-4
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    text_dropout: float = 0.1
-    lambda_preserve: float = 0.1
-    checkpoint_every: int = 100
-
-    def __post_init__(self):
-        for name in ("layers_per_block", "attention_head_dim", "num_train_timesteps", "steps", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        widths = tuple(self.block_out_channels)
-        if len(widths) < 1 or min(widths) < 1:
-            raise ValueError(f"block_out_channels needs at least one positive width, got {self.block_out_channels}")
-        if any(w % self.attention_head_dim for w in widths):
-            raise ValueError(f"block_out_channels {widths} must all be divisible by attention_head_dim {self.attention_head_dim}")
-        if not 0 <= self.cross_attention_from_level < len(widths):
-            raise ValueError(f"cross_attention_from_level must be in [0, {len(widths) - 1}] (a level of block_out_channels), "
-                             f"got {self.cross_attention_from_level}")  # fmt: skip
-        if self.beta_schedule not in ("scaled_linear", "linear"):
-            raise ValueError(f"beta_schedule must be 'scaled_linear' or 'linear', got {self.beta_schedule!r}")
-        if not 0 < self.beta_start < self.beta_end < 1:
-            raise ValueError(f"beta_start and beta_end need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("warmup_steps", "weight_decay", "max_grad_norm", "lambda_preserve"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.text_dropout < 1:
-            raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
 
 
 def build_denoiser(config: InpaintingConfig, cross_attention_dim: int, latent_size: int = 16):
@@ -186,7 +114,7 @@ def downsample_masks(masks: torch.Tensor, latent_size: int) -> torch.Tensor:
 
 def generation_loss(noise: torch.Tensor, noise_pred: torch.Tensor, noisy: torch.Tensor, alphas_cumprod_t: torch.Tensor,
                     mask: torch.Tensor, normal_latents: torch.Tensor, lambda_preserve: float, *,
-                    return_terms: bool = False):  # fmt: skip
+                    normalizers: tuple[float, float] | None = None, return_terms: bool = False):  # fmt: skip
     """DiffAug's training objective (paper eq. 7), in the form that trains the network.
 
     Eq. 7 reads ``|M ⊙ (ε − ε̂)|² + λ |(1 − M) ⊙ (z_t − sqrt(ᾱ_t) z_n)|²``. Taken literally its
@@ -211,6 +139,9 @@ def generation_loss(noise: torch.Tensor, noise_pred: torch.Tensor, noisy: torch.
         mask: M, float (B, 1, h, w) or (B, 4, h, w) in {0, 1}, 1 = lesion region.
         normal_latents: z_n, float (B, 4, h, w).
         lambda_preserve: λ_preserve >= 0.
+        normalizers: (inside, outside) element counts to divide the two sums by instead of this
+            batch's own counts; the trainer passes the GLOBAL batch's counts / n_processes, so
+            that the DDP average of the per-process losses is exactly the global-batch loss.
         return_terms: also return the two terms (detached floats) as a dict.
 
     Returns:
@@ -222,10 +153,11 @@ def generation_loss(noise: torch.Tensor, noise_pred: torch.Tensor, noisy: torch.
     inside = mask.to(noise_pred.dtype).expand_as(noise_pred)
     outside = 1.0 - inside
     noise_pred = noise_pred.float()
-    noise_term = (inside * (noise.float() - noise_pred).square()).sum() / inside.sum().clamp(min=1.0)
+    inside_count, outside_count = (inside.sum(), outside.sum()) if normalizers is None else map(torch.tensor, normalizers)
+    noise_term = (inside * (noise.float() - noise_pred).square()).sum() / inside_count.clamp(min=1.0)
     alpha = alphas_cumprod_t.float().view(-1, 1, 1, 1)
     clean_estimate = (noisy.float() - (1.0 - alpha).sqrt() * noise_pred) / alpha.sqrt()
-    preserve_term = (outside * (clean_estimate - normal_latents.float()).square()).sum() / outside.sum().clamp(min=1.0)
+    preserve_term = (outside * (clean_estimate - normal_latents.float()).square()).sum() / outside_count.clamp(min=1.0)
     loss = noise_term + lambda_preserve * preserve_term
     if return_terms:
         return loss, {"noise": noise_term.item(), "preserve": preserve_term.item()}
@@ -263,7 +195,9 @@ def train_inpainting(latents: torch.Tensor, normal_latents: torch.Tensor, mask_l
     clipping; model and optimiser go through ``accelerate.Accelerator().prepare`` (one CPU process
     by default). A checkpoint (weights, optimiser, scheduler, generator, step, log, config, seed)
     is written atomically every ``checkpoint_every`` steps and at the end; rerunning with the same
-    arguments resumes from it and ends bit-identical to an uninterrupted run on CPU.
+    arguments resumes from it and ends bit-identical to an uninterrupted run on CPU. Under
+    ``accelerate launch`` with n processes, ``batch_size`` is the global batch: every process
+    draws the same batch and trains on its 1/n slice, gradients are averaged by DDP.
 
     Args:
         latents: z_0 of the lesion images, float32 (N, 4, h, w) (scaled autoencoder latents, ~unit std).
@@ -297,9 +231,17 @@ def train_inpainting(latents: torch.Tensor, normal_latents: torch.Tensor, mask_l
         denoiser = build_denoiser(config, text_embeddings.shape[-1], latents.shape[-1])
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps)
-    model, optimizer, scheduler = accelerator.prepare(denoiser, optimizer, scheduler)
-    rank = accelerator.process_index
-    generator = torch.Generator().manual_seed(seed if rank == 0 else derive_seed(seed, "inpainting", "rank", rank))
+    # The scheduler stays unprepared: accelerate would step it once per process per step, but
+    # batch_size is already the global batch, so the schedule counts our loop's steps.
+    model, optimizer = accelerator.prepare(denoiser, optimizer)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} is the global batch and must be divisible by the "
+                         f"{world} processes of `accelerate launch`; change inpainting batch_size or --num_processes")  # fmt: skip
+    # Every rank draws the same GLOBAL batch from the same stream and keeps its slice, so n
+    # processes take the same optimisation path as one process (up to the masked-mean weighting).
+    generator = torch.Generator().manual_seed(seed)
+    mine = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
     history, start = [], 0
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
@@ -309,7 +251,7 @@ def train_inpainting(latents: torch.Tensor, normal_latents: torch.Tensor, mask_l
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, start = state["history"], state["step"]
-        generator.set_state(state["generator"]) if rank == 0 else generator.manual_seed(derive_seed(seed, "inpainting", "rank", rank, start))
+        generator.set_state(state["generator"])
 
     device = accelerator.device
     data = [t.float() for t in (latents, normal_latents, mask_latents, masked_image_latents, text_embeddings)]
@@ -325,13 +267,16 @@ def train_inpainting(latents: torch.Tensor, normal_latents: torch.Tensor, mask_l
         noise = torch.randn(z0.shape, generator=generator)
         drop = torch.rand(config.batch_size, generator=generator) < config.text_dropout
         text = torch.where(drop.view(-1, 1, 1), uncond, text)
+        inside = mask.sum().item() * LATENT_CHANNELS  # element counts of the GLOBAL batch, shared by every process
+        normalizers = (inside / world, (mask.numel() * LATENT_CHANNELS - inside) / world)
+        z0, zn, mask, masked, text, timesteps, noise = (t[mine] for t in (z0, zn, mask, masked, text, timesteps, noise))
         alpha = alphas[timesteps]
         a = alpha.view(-1, 1, 1, 1)
         noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
         inputs = make_inputs(noisy, mask, masked)
         noise_pred = model(inputs.to(device), timesteps.to(device), encoder_hidden_states=text.to(device)).sample
         loss, terms = generation_loss(noise.to(device), noise_pred, noisy.to(device), alpha.to(device), mask.to(device),
-                                      zn.to(device), config.lambda_preserve, return_terms=True)  # fmt: skip
+                                      zn.to(device), config.lambda_preserve, normalizers=normalizers, return_terms=True)  # fmt: skip
         if not torch.isfinite(loss):
             raise FloatingPointError(f"inpainting loss became {loss.item()} at step {step}; lower learning_rate "
                                      f"({config.learning_rate}) or lambda_preserve ({config.lambda_preserve})")  # fmt: skip

@@ -7,6 +7,8 @@ clips latents to [-1, 1] and damages them; we build it with ``clip_sample=False`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from benchmark.generators.inpainting import LATENT_CHANNELS, InpaintingConfig, make_inputs
@@ -28,8 +30,8 @@ def make_scheduler(config: InpaintingConfig):
 @torch.no_grad()
 def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: torch.Tensor, mask_latents: torch.Tensor,
                  known_latents: torch.Tensor, text_embeddings: torch.Tensor, uncond_embeddings: torch.Tensor,
-                 steps: int = 50, guidance_scale: float = 7.5, generator: torch.Generator,
-                 paste_known: bool = True) -> torch.Tensor:  # fmt: skip
+                 steps: int = 50, guidance_scale: float = 7.5,
+                 generator: torch.Generator | Sequence[torch.Generator], paste_known: bool = True) -> torch.Tensor:  # fmt: skip
     """Inpaint the masked region of a batch of latents by DDIM with classifier-free guidance.
 
     Starts from z_T ~ N(0, I) drawn with ``generator``. At every step the conditional and the
@@ -38,7 +40,8 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     With ``paste_known``, after each step the outside of the mask is replaced by ``known_latents``
     noised to the step's new timestep (with noise from ``generator``), and after the last step by
     ``known_latents`` itself, so the background is exactly the known (normal image's) latent.
-    The same generator state gives the same output.
+    The same generator state gives the same output; with one generator per sample, sample i
+    depends only on its inputs and its own generator, not on the rest of the batch.
 
     Args:
         denoiser: a UNet from :func:`~benchmark.generators.inpainting.build_denoiser` (any mode;
@@ -52,7 +55,8 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
         uncond_embeddings: negative-prompt token states, float (1, L, D) or (B, L, D).
         steps: DDIM steps in [1, T]; the denoiser is called exactly ``steps`` times.
         guidance_scale: s >= 0 (paper 7.5; 1 = no guidance, 0 = unconditional).
-        generator: CPU ``torch.Generator`` for the initial and paste noise.
+        generator: CPU ``torch.Generator`` for the initial and paste noise, or a list of B of them
+            (one per sample).
         paste_known: paste the noised known latent outside the mask after each step.
 
     Returns:
@@ -84,7 +88,7 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     conditioning = make_inputs(torch.zeros_like(known), mask, masked_image_latents.float().to(device))[:, LATENT_CHANNELS:]  # mask + masked-image channels
     conditioning = torch.cat([conditioning, conditioning])
     text = torch.cat([uncond_embeddings.float().expand(batch, -1, -1), text_embeddings.float()]).to(device)
-    latents = (torch.randn(shape, generator=generator) * scheduler.init_noise_sigma).to(device)
+    latents = (_randn(shape, generator) * scheduler.init_noise_sigma).to(device)
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
         model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
@@ -95,10 +99,19 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
         latents = scheduler.step(guided, t, latents).prev_sample
         if paste_known:
             if i + 1 < len(timesteps):
-                noise = torch.randn(shape, generator=generator).to(device)
+                noise = _randn(shape, generator).to(device)
                 background = scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2].expand(batch))
             else:
                 background = known
             latents = torch.where(inside, latents, background)
     return latents
 
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
+    """Standard normal noise of ``shape``: from one generator, or row i from ``generator[i]``."""
+    if isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per sample")
+    return torch.stack([torch.randn(shape[1:], generator=g) for g in generator])

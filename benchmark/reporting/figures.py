@@ -88,3 +88,36 @@ def per_image_boxplot(seed_averaged: pd.DataFrame, metric: str = "dice", display
         axis.set_ylabel(f"per-image {metric} (mean over seeds)")
     figure.tight_layout()
     return figure
+
+
+def generation_gallery(gallery: dict[str, np.ndarray], background: int = 0, title: str = "") -> plt.Figure:
+    """Generated lesions per prompt on one background and mask, next to real lesions of that kind.
+
+    Args:
+        gallery: the arrays of ``results/<dataset>/generator/gallery.npz`` (see the
+            ``generator_check`` stage): ``samples`` uint8 (B, P, K, S, S, 3), ``backgrounds``
+            (B, S, S, 3), ``masks`` (B, S, S), ``prompt_labels`` (P,), ``prompts`` (P,),
+            ``real`` (P, K, S, S, 3) (all-zero panels where no real lesion of the kind exists).
+        background: which of the B backgrounds to show.
+        title: figure title.
+
+    Returns:
+        P rows: [background with the mask outlined, K samples, K real lesions].
+    """
+    samples, real = gallery["samples"][background], gallery["real"]
+    n_prompts, k = samples.shape[:2]
+    figure, axes = plt.subplots(n_prompts, 1 + 2 * k, figsize=(1.5 * (1 + 2 * k), 1.7 * n_prompts), squeeze=False)
+    outlined = overlay(gallery["backgrounds"][background], gallery["masks"][background], alpha=0.0)
+    for row in range(n_prompts):
+        panels = [outlined, *samples[row], *real[row]]
+        for column, panel in enumerate(panels):
+            axis = axes[row, column]
+            axis.imshow(panel)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title("background + mask" if column == 0 else f"generated {column}" if column <= k else f"real {column - k}", fontsize=8)
+        axes[row, 0].set_ylabel(str(gallery["prompt_labels"][row]), fontsize=8)
+    figure.suptitle(title or "generated lesions per prompt (same background, mask and seeds) vs real lesions", fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -48,7 +48,24 @@ class Table2Parameters:
     methods: tuple[str, ...] = ()
 
 
-NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters}
+@dataclasses.dataclass(frozen=True)
+class GeneratorParameters:
+    """Parameters of ``notebooks/generator.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with ``<dataset>/autoencoder`` and ``<dataset>/generator`` results.
+        datasets: datasets to show; empty = every dataset in ``prepare.datasets``.
+        background: which gallery background to show (index into the gallery).
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    datasets: tuple[str, ...] = ()
+    background: int = 0
+
+
+NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters, "generator": GeneratorParameters}
 
 
 def validate(namespace: dict[str, Any], notebook: str) -> Any:

@@ -145,3 +145,22 @@ def assert_no_nan(frame: pd.DataFrame, what: str) -> None:
     numeric = frame.select_dtypes(include=[np.number])
     if numeric.isna().any().any():
         raise ValueError(f"{what} has missing values; a result file is incomplete")
+
+
+def text_check_table(summaries: dict[str, dict]) -> pd.DataFrame:
+    """One row per dataset and prompt contrast from ``results/<dataset>/generator/text_check.json``.
+
+    Columns: dataset, contrast, proxy (what is measured), pairs, follows (share of pairs whose
+    proxy is larger under the "high" prompt, with its Wilson 95 % CI), one-sided binomial p
+    against 1/2, and the proxy's AUC on real images of the two kinds (proxy validity).
+    """
+    rows = []
+    for dataset, summary in summaries.items():
+        for name, result in summary["contrasts"].items():
+            real = result["real_proxy"]
+            rows.append({"dataset": dataset, "contrast": name, "proxy": result["attribute"],
+                         "high prompt": result["high_prompt"], "low prompt": result["low_prompt"], "pairs": result["n_pairs"],
+                         "follows prompt": f"{result['share_follow']:.2f} [{result['ci_low']:.2f}, {result['ci_high']:.2f}]",
+                         "p (binomial, one-sided)": f"{result['p_value']:.2g}",
+                         "proxy AUC on real images": "n/a" if real["auc"] != real["auc"] else f"{real['auc']:.2f} ({real['n_high']} vs {real['n_low']})"})  # fmt: skip
+    return pd.DataFrame(rows)

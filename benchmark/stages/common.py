@@ -38,6 +38,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def dataset_parser(description: str) -> argparse.ArgumentParser:
+    """Parser of the per-dataset stages: ``--dataset``, a key of ``prepare.datasets``."""
+    result = parser(description)
+    result.add_argument("--dataset", required=True, help="a key of prepare.datasets")
+    return result
+
+
 def dataset_method_parser(description: str) -> argparse.ArgumentParser:
     """Parser of the per-(dataset, method) stages: ``--dataset`` and ``--method`` registry keys."""
     result = parser(description)
@@ -64,3 +71,46 @@ def run(main: Callable[[], None]) -> None:
     except expected as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def fingerprint(payload: dict, arrays=(), code: tuple[str, ...] = ()) -> str:
+    """SHA-256 over a JSON payload (config, seed, ...), array bytes and the source files under ``code``.
+
+    ``code`` entries are paths relative to the repository root (files or folders of ``*.py``).
+    """
+    import hashlib
+    import json
+    from pathlib import Path
+
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(array.tobytes())
+    root = Path(__file__).resolve().parents[2]
+    for entry in code:
+        path = root / entry
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def reuse_or_reset(directory, key: str, *, done: str) -> bool:
+    """Decide what to do with a persisted run folder before (re)running it.
+
+    Returns True when ``directory/done`` exists and ``directory/fingerprint.txt`` holds ``key``
+    (finished with the same inputs: skip). Otherwise a folder written for another key is
+    deleted (its checkpoint must not be resumed), the key is recorded, and False is returned;
+    a folder with the same key but unfinished is kept, so training resumes from its checkpoint.
+    """
+    import shutil
+    from pathlib import Path
+
+    directory = Path(directory)
+    marker = directory / "fingerprint.txt"
+    same = marker.is_file() and marker.read_text().strip() == key
+    if same and (directory / done).exists():
+        return True
+    if directory.exists() and not same:
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key + "\n")
+    return False
