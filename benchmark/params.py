@@ -132,7 +132,7 @@ class ReportParams:
         timeout_s: per-cell execution timeout.
     """
 
-    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation")
+    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "generator")
     html: bool = True
     timeout_s: int = 600
 

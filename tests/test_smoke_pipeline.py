@@ -29,6 +29,11 @@ def shrink(params: dict) -> dict:
     params["procedural"]["synth_fundus"].update(n_train=8, n_validation=8, n_test=8, size=128)
     params["prepare"]["image_size"] = 32
     params["prepare"]["val_fraction"] = 0.2
+    params["autoencoder"].update(block_out_channels=[8, 16], steps=6, batch_size=4, warmup_steps=1, checkpoint_every=3)
+    params["generator"].update(steps=2)
+    params["generator"]["latent"].update(max_length=16, batch_size=8)
+    params["generator"]["latent"]["denoiser"].update(block_out_channels=[8, 16], steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    params["generator_check"].update(n_pairs=4, gallery_backgrounds=1, gallery_seeds=1)
     params["train"]["unet"].update(channels=[8, 16, 32], num_res_units=1, epochs=2, batch_size=8)
     return params
 
@@ -60,7 +65,7 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def test_reports_hold_filled_tables(workspace):
-    for name in ("table1_datasets", "table2_segmentation"):
+    for name in ("table1_datasets", "table2_segmentation", "generator"):
         assert (workspace / "reports" / f"{name}.ipynb").is_file()
         html = (workspace / "reports" / f"{name}.html").read_text()
         assert "Traceback" not in html and "Error" not in html.split("<body")[-1][:200]

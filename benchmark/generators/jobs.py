@@ -80,12 +80,13 @@ class Jobs:
 
 
 def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: str = "diverse", part: str = "train",
-              background_ids: list[str] | None = None, scale_range: tuple[float, float] = (0.75, 1.25)) -> Jobs:  # fmt: skip
+              donor_part: str = "train", background_ids: list[str] | None = None,
+              scale_range: tuple[float, float] = (0.75, 1.25)) -> Jobs:  # fmt: skip
     """``n_variants`` jobs for every background of ``part`` (or of ``background_ids``).
 
     Backgrounds are the lesion-free twins when the dataset has them (their own label: zeros for
     polyps, the physiological cup for fundus), else the images themselves, painted only outside
-    their annotated lesions. Donors are the lesions of the ``part`` split other than the
+    their annotated lesions. Donors are the lesions of the ``donor_part`` split other than the
     background's own (fundus: only glaucomatous cups, vCDR >= 0.5, or the glaucoma label where
     no vCDR is known); a polyp donor may go anywhere in the field of view away from lesions, a
     cup donor inside the disc near its centre (rotation limited to ±15° to keep cups upright).
@@ -96,14 +97,15 @@ def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: 
         n_variants: jobs per background (paper: 5–10).
         seed: base seed of donors, placements, prompts and sampling seeds.
         variant: prompt variant, "diverse" or "basic".
-        part: split whose images serve as backgrounds and donors (never "test").
+        part: split whose images serve as backgrounds (never "test").
+        donor_part: split whose lesions serve as donor masks (never "test").
         background_ids: restrict to these ids (in this order).
         scale_range: donor scale range (linear).
 
     Returns:
         :class:`Jobs`.
     """
-    if part == "test":
+    if "test" in (part, donor_part):
         raise ValueError("generation must not use the test split (backgrounds or donors); use part='train'")
     if n_variants < 1:
         raise ValueError(f"n_variants must be >= 1, got {n_variants}")
@@ -120,14 +122,15 @@ def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: 
     attributes = dataset.attributes.set_index("id")
     # donors: every lesion component of the split, remembered with its source image
     donors, donor_ids = [], []
-    for key, mask in zip(data.ids, data.masks):
+    donor_data = data if donor_part == part else dataset.subset(donor_part)
+    for key, mask in zip(donor_data.ids, donor_data.masks):
         if modality == "fundus" and not _enlarged_cup(attributes.loc[key]):
             continue  # DiffAug synthesises enlarged cups: physiological cups are no donors
         for component in donor_components(mask[None]):
             donors.append(component)
             donor_ids.append(key)
     if not donors:
-        raise ValueError(f"{dataset.directory}: the {part} split holds no lesion to use as a donor mask")
+        raise ValueError(f"{dataset.directory}: the {donor_part} split holds no lesion to use as a donor mask")
 
     rows, backgrounds, masks, labels = [], [], [], []
     for key in ids:

@@ -42,6 +42,8 @@ def main() -> None:
     else:
         started = time.perf_counter()
         autoencoder, _ = train_autoencoder(train.images, train.masks, params.config, seed=seed, checkpoint_dir=out, progress=not args.no_progress)
+        if not common.is_main_process():
+            return  # other data-parallel ranks only train; rank 0 writes
         write_json(out / "run.json", {"seed": seed, "train_seconds": time.perf_counter() - started})
         with atomic_dir(out / "model") as tmp:  # written last: its presence marks the run complete
             autoencoder.save(tmp)

@@ -73,6 +73,11 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(1)
 
 
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a ``torchrun`` / ``accelerate launch`` job (they only train)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def fingerprint(payload: dict, arrays=(), code: tuple[str, ...] = ()) -> str:
     """SHA-256 over a JSON payload (config, seed, ...), array bytes and the source files under ``code``.
 
@@ -104,8 +109,15 @@ def reuse_or_reset(directory, key: str, *, done: str) -> bool:
     import shutil
     from pathlib import Path
 
+    import time
+
     directory = Path(directory)
     marker = directory / "fingerprint.txt"
+    if not is_main_process():  # rank 0 resets; the others wait until it has recorded the key
+        deadline = time.monotonic() + 300
+        while not (marker.is_file() and marker.read_text().strip() == key) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return (directory / done).exists()
     same = marker.is_file() and marker.read_text().strip() == key
     if same and (directory / done).exists():
         return True

@@ -64,6 +64,8 @@ def main() -> None:
         generator = build_generator(params, args.dataset)
         started = time.perf_counter()
         generator.fit(examples, seed=seed, checkpoint_dir=out, progress=not args.no_progress)
+        if not common.is_main_process():
+            return  # other data-parallel ranks only train; rank 0 writes
         write_json(out / "run.json", {"seed": seed, "train_seconds": time.perf_counter() - started, "n_examples": len(examples),
                                       "backend": params.backend, "prompt_variant": params.prompt_variant})  # fmt: skip
         with atomic_dir(out / "model") as tmp:  # written last: its presence marks the run complete

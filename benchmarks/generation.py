@@ -1,0 +1,113 @@
+"""Generation throughput of DiffAug's default generator and where the time goes.
+
+    python benchmarks/generation.py [--dataset synth_polyp] [--samples 64] [--batch-size 32]
+                                    [--steps 20] [--guidance-scale 3.0] [--threads 2]
+                                    [--output results/benchmarks/generation.json]
+
+Uses the trained generator in ``models/<dataset>/generator/model`` when it exists, else a freshly
+initialised one of the configured size (speed does not depend on the weights; the output says
+which). Jobs are real inpainting jobs of the dataset's training split (``draw_jobs``). Prints and
+writes: samples/s, seconds per part (text encoding, image encoding, denoising, decoding, paste-back),
+the denoiser's forward passes, and the raw batched denoiser bound (the same UNet forward passes
+alone, timed on the same batch), so the overhead outside the UNet is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--dataset", default="synth_polyp")
+    cli.add_argument("--params", default="params.yaml")
+    cli.add_argument("--samples", type=int, default=64)
+    cli.add_argument("--batch-size", type=int, default=None, help="default: generator.latent.batch_size")
+    cli.add_argument("--steps", type=int, default=None, help="default: generator.steps")
+    cli.add_argument("--guidance-scale", type=float, default=None, help="default: generator.guidance_scale")
+    cli.add_argument("--threads", type=int, default=None, help="default: train.threads")
+    cli.add_argument("--output", default="results/benchmarks/generation.json")
+    args = cli.parse_args()
+
+    import dataclasses
+
+    import torch
+
+    from benchmark.config import load_section
+    from benchmark.data.prepared import PreparedDataset
+    from benchmark.generators.autoencoder import LatentAutoencoder, build_autoencoder
+    from benchmark.generators.jobs import draw_jobs, modality_of
+    from benchmark.generators.latent import LatentInpaintingGenerator
+    from benchmark.generators.inpainting import build_denoiser
+    from benchmark.generators.prompts import NEGATIVE_PROMPTS
+    from benchmark.stages.common import set_offline
+    from benchmark.utils.io import write_json
+    from benchmark.utils.provenance import environment_record
+
+    set_offline()
+    generator_params = load_section("generator", args.params)
+    threads = args.threads or load_section("train", args.params).threads
+    torch.set_num_threads(threads)
+    steps = args.steps or generator_params.steps
+    guidance = generator_params.guidance_scale if args.guidance_scale is None else args.guidance_scale
+    config = generator_params.latent
+    if args.batch_size:
+        config = dataclasses.replace(config, batch_size=args.batch_size)
+    dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
+    model = Path("models") / args.dataset / "generator" / "model"
+    if model.is_dir():
+        generator = LatentInpaintingGenerator.load(model)
+        generator.config = dataclasses.replace(generator.config, batch_size=config.batch_size)
+        weights = str(model)
+    else:
+        autoencoder_params = load_section("autoencoder", args.params)
+        autoencoder = LatentAutoencoder(build_autoencoder(autoencoder_params.config), 1.0, autoencoder_params.config)
+        generator = LatentInpaintingGenerator(config, autoencoder=autoencoder)
+        generator.denoiser = build_denoiser(config.denoiser, generator.text_encoder.dim, dataset.subset("train").images.shape[1] // autoencoder.downsampling_factor).eval()
+        weights = "freshly initialised (no trained generator found; speed only)"
+    jobs = draw_jobs(dataset, n_variants=max(1, -(-args.samples // len(dataset.subset("train")))), seed=0)
+    n = min(args.samples, len(jobs))
+    backgrounds, masks, prompts = jobs.backgrounds[:n], jobs.masks[:n], list(jobs.table["prompt"][:n])
+    negative = NEGATIVE_PROMPTS[modality_of(dataset)]
+    # warm-up (first calls allocate and load the text encoder)
+    generator.generate(backgrounds[:2], masks[:2], prompts[:2], negative_prompt=negative, steps=2, guidance_scale=guidance, seeds=[0, 1])
+    started = time.perf_counter()
+    generator.generate(backgrounds, masks, prompts, negative_prompt=negative, steps=steps, guidance_scale=guidance, seeds=list(range(n)), progress=True)
+    total = time.perf_counter() - started
+    parts = dict(generator.last_timings)
+
+    # raw bound: the same number of batched UNet forward passes (2B for guidance), nothing else
+    unet = generator.denoiser
+    latent = generator.autoencoder.encode_images(backgrounds[:1]).shape[-1]
+    dim = generator.text_encoder.dim
+    raw = 0.0
+    with torch.no_grad():
+        for start in range(0, n, config.batch_size):
+            b = min(config.batch_size, n - start)
+            inputs = torch.randn(2 * b, 9, latent, latent)
+            text = torch.randn(2 * b, config.max_length, dim)
+            clock = time.perf_counter()
+            for t in range(steps):
+                unet(inputs, torch.full((2 * b,), 999 - t * (1000 // steps)), encoder_hidden_states=text)
+            raw += time.perf_counter() - clock
+    result = {
+        "dataset": args.dataset, "weights": weights, "samples": n, "batch_size": config.batch_size, "steps": steps,
+        "guidance_scale": guidance, "image_size": int(backgrounds.shape[1]), "latent_size": int(latent), "threads": threads,
+        "samples_per_second": n / total, "seconds_total": total, "seconds_per_part": parts,
+        "share_per_part": {key: value / total for key, value in parts.items()},
+        "denoiser_forward_passes": steps * -(-n // config.batch_size), "raw_denoiser_seconds": raw,
+        "raw_denoiser_samples_per_second": n / raw, "fraction_of_raw_bound": (n / total) / (n / raw),
+        "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": __import__("os").cpu_count(),
+                     "cuda": torch.cuda.is_available()},
+        "environment": environment_record(),
+    }
+    write_json(args.output, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
