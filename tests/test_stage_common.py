@@ -32,3 +32,11 @@ def test_non_main_ranks_do_not_touch_the_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     assert common.reuse_or_reset(run, "k1", done="model") is False
     assert (run / "checkpoint.pt").is_file()
+
+
+def test_code_closure_follows_imports_but_not_registries():
+    files = common.code_closure("benchmark.methods.unet")
+    assert "benchmark/methods/unet.py" in files and "benchmark/methods/supervised.py" in files
+    assert "benchmark/data/augment.py" in files  # imported by the shared trainer
+    assert "benchmark/methods/__init__.py" not in files  # the registry: adding a method must not retrain U-Net
+    assert not any("generators" in f for f in files)

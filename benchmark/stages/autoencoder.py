@@ -18,8 +18,6 @@ from pathlib import Path
 
 from benchmark.stages import common
 
-CODE_DEPENDENCIES = ("benchmark/generators/autoencoder.py", "benchmark/generators/configs.py", "benchmark/methods/supervised.py")
-
 
 def main() -> None:
     args = common.dataset_parser(__doc__).parse_args()
@@ -35,7 +33,8 @@ def main() -> None:
     train, val = dataset.subset("train"), dataset.subset("val")
     seed = derive_seed(params.seed, "autoencoder", args.dataset)
     out = Path("models") / args.dataset / "autoencoder"
-    key = common.fingerprint({"config": to_mapping(params.config), "seed": seed}, [train.images, train.masks], CODE_DEPENDENCIES)
+    key = common.fingerprint({"config": to_mapping(params.config), "seed": seed}, [train.images, train.masks],
+                             common.code_closure("benchmark.generators.autoencoder"))
     if common.reuse_or_reset(out, key, done="model"):
         print(f"{out}: already trained with these settings, data and code; skipped")
         autoencoder = LatentAutoencoder.load(out / "model")

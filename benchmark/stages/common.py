@@ -126,3 +126,48 @@ def reuse_or_reset(directory, key: str, *, done: str) -> bool:
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text(key + "\n")
     return False
+
+
+_NOT_FOLLOWED = {"benchmark.params", "benchmark.methods", "benchmark.data", "benchmark.generators", "benchmark.stages"}
+
+
+def code_closure(*modules: str) -> tuple[str, ...]:
+    """Source files (repository-relative) of ``modules`` and every ``benchmark.*`` module they
+    import, transitively, including imports inside functions (read with ``ast``, nothing executed).
+
+    Used in fingerprints, so that a model is retrained when code it runs changes and only then
+    (adding another method does not invalidate this one). Registries (the ``__init__`` of the
+    method, data and generator families) and the params schema are not followed: they name code,
+    they do not run it for the model.
+    """
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    seen: dict[str, str] = {}
+    stack = list(modules)
+    while stack:
+        name = stack.pop()
+        if name in seen or not name.startswith("benchmark.") or name in _NOT_FOLLOWED:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, AttributeError, ValueError):  # "pkg.module.function": not a module
+            continue
+        if spec is None or spec.origin is None:
+            continue
+        seen[name] = spec.origin
+        tree = ast.parse(Path(spec.origin).read_text())
+        package = name if spec.origin.endswith("__init__.py") else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                stack.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                stack.append(base)
+                stack.extend(f"{base}.{alias.name}" for alias in node.names)  # submodules imported by name
+    return tuple(sorted(str(Path(origin).relative_to(root)) for origin in seen.values()))

@@ -18,8 +18,6 @@ from pathlib import Path
 
 from benchmark.stages import common
 
-CODE_DEPENDENCIES = ("benchmark/generators", "benchmark/methods/supervised.py")
-
 
 def build_generator(params, dataset: str):
     """An untrained generator of ``params.backend`` for ``dataset`` (the latent backend gets the
@@ -57,7 +55,10 @@ def main() -> None:
     autoencoder = Path("models") / args.dataset / "autoencoder" / "fingerprint.txt"
     payload = {"settings": settings, "seed": seed, "prompts": list(examples.prompts),
                "autoencoder": autoencoder.read_text().strip() if autoencoder.is_file() else None}  # fmt: skip
-    key = common.fingerprint(payload, [examples.images, examples.normal_images, examples.masks], CODE_DEPENDENCIES)
+    from benchmark.generators import GENERATORS
+
+    code = common.code_closure(GENERATORS[params.backend].split(":")[0], "benchmark.generators.jobs")
+    key = common.fingerprint(payload, [examples.images, examples.normal_images, examples.masks], code)
     if common.reuse_or_reset(out, key, done="model"):
         print(f"{out}: already trained with these settings, data and code; skipped")
     else:

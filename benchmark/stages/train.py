@@ -10,8 +10,6 @@ skipped; a seed interrupted midway resumes from its checkpoint; a stale folder i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -19,21 +17,13 @@ from pathlib import Path
 from benchmark.stages import common
 
 
-# Code a trained model depends on (the same paths dvc.yaml lists as the train stage's deps).
-CODE_DEPENDENCIES = ("benchmark/methods", "benchmark/data/augment.py", "benchmark/data/prepared.py")
-
-
 def fingerprint(method: str, config: dict, seed: int, arrays: list) -> str:
-    """SHA-256 over everything a trained model depends on: method, config, seed, data, code."""
-    digest = hashlib.sha256(json.dumps({"method": method, "config": config, "seed": seed}, sort_keys=True).encode())
-    for array in arrays:
-        digest.update(array.tobytes())
-    package_root = Path(__file__).resolve().parents[2]
-    for entry in CODE_DEPENDENCIES:
-        path = package_root / entry
-        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.read_bytes())
-    return digest.hexdigest()
+    """SHA-256 over everything a trained model depends on: method, config, seed, data and the
+    source of the method's module and every benchmark module it imports (``code_closure``)."""
+    from benchmark.methods import METHODS
+
+    module = METHODS[method].split(":")[0]
+    return common.fingerprint({"method": method, "config": config, "seed": seed}, arrays, common.code_closure(module))
 
 
 def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progress: bool) -> dict:

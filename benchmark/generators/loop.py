@@ -1,0 +1,141 @@
+"""DiffAug's generation–validation loop and quality gate (paper §3.3, eq. 14).
+
+For each lesion-free background, several variants (prompt, mask, seed) are generated; each
+generated image is segmented by the latent validator and kept only when the IoU between the
+intended label and the validator's decoded prediction exceeds θ (default 0.7). Generation stops
+once the requested number of accepted samples is reached. As in the paper, a rejected sample is
+not regenerated; with ``top_up`` the loop draws further variants until the target is met or the
+job budget is spent.
+
+Every generated sample is recorded (accepted or not) so that Table 5 can compare accepted with
+rejected generations. The intended label is the background's own ground truth ∪ the new lesion
+(for lesion-free twins: the new lesion's mask M_i itself).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmark.generators.jobs import Jobs
+
+
+def mask_iou(predicted: np.ndarray, intended: np.ndarray) -> np.ndarray:
+    """Per-sample IoU of two binary mask stacks (N, S, S) -> float64 (N,); both empty -> 1."""
+    predicted, intended = np.asarray(predicted, bool), np.asarray(intended, bool)
+    if predicted.shape != intended.shape:
+        raise ValueError(f"predicted {predicted.shape} and intended {intended.shape} masks differ in shape")
+    intersection = (predicted & intended).sum(axis=(1, 2))
+    union = (predicted | intended).sum(axis=(1, 2))
+    return np.where(union == 0, 1.0, intersection / np.maximum(union, 1))
+
+
+def gate(probabilities: np.ndarray, intended: np.ndarray, theta: float, *, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The quality gate of eq. 14: IoU(intended, prediction >= threshold) and ``IoU > θ``.
+
+    Args:
+        probabilities: validator output, float (N, S, S) in [0, 1].
+        intended: the synthetic labels, (N, S, S) in {0, 1}.
+        theta: acceptance threshold in [0, 1) (paper 0.7; strict inequality as in the paper).
+        threshold: probability threshold of the prediction (0.5, as everywhere in the suite).
+
+    Returns:
+        ``(iou float64 (N,), accepted bool (N,))``.
+    """
+    if not 0 <= theta < 1:
+        raise ValueError(f"theta must be in [0, 1), got {theta}")
+    iou = mask_iou(np.asarray(probabilities) >= threshold, intended)
+    return iou, iou > theta
+
+
+def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarray], np.ndarray], job_batches: Iterator[Jobs], *,
+             target: int, theta: float, top_up: bool = False, max_jobs: int | None = None,
+             progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
+    """Generate, validate and collect until ``target`` samples are accepted.
+
+    Args:
+        generate: jobs -> uint8 images (J, S, S, 3) (a generator's ``generate`` bound to its
+            sampling settings; ``jobs.table["seed"]`` are the sampling seeds).
+        segment: uint8 images -> validator probabilities float (J, S, S).
+        job_batches: batches of jobs in a fixed order (first variants of every background first,
+            see :func:`iterate_jobs`).
+        target: accepted samples wanted (>= 1).
+        theta: acceptance threshold of :func:`gate`.
+        top_up: keep drawing jobs after the first pass over every background's planned
+            variants (the caller's iterator decides how many); without it the loop stops after the
+            planned jobs even if fewer than ``target`` were accepted.
+        max_jobs: hard cap on generated samples (None = no cap).
+        progress: tqdm bar over accepted samples.
+
+    Returns:
+        ``(table, images, labels, timings)``: one table row per generated sample (the jobs'
+        columns plus ``iou``, ``accepted``, ``order`` = generation order); all generated images
+        uint8 (G, S, S, 3) and their intended labels (G, S, S), accepted and rejected alike (the
+        caller stores both); seconds spent generating and validating.
+    """
+    if target < 1:
+        raise ValueError(f"target must be >= 1 accepted samples, got {target}")
+    tables, images, labels = [], [], []
+    timings = {"generate_s": 0.0, "validate_s": 0.0}
+    accepted = generated = 0
+    bar = tqdm(total=target, desc="accepted", disable=not progress, unit="img")
+    for jobs in job_batches:
+        if accepted >= target or (max_jobs is not None and generated >= max_jobs):
+            break
+        if not top_up and bool(jobs.table.get("top_up", pd.Series([False])).any()):
+            break
+        clock = time.perf_counter()
+        batch_images = generate(jobs)
+        timings["generate_s"] += (now := time.perf_counter()) - clock
+        iou, ok = gate(segment(batch_images), jobs.labels, theta)
+        timings["validate_s"] += time.perf_counter() - now
+        table = jobs.table.copy()
+        table["iou"], table["accepted"] = iou, ok
+        table["order"] = np.arange(generated, generated + len(table))
+        tables.append(table)
+        images.append(batch_images)
+        labels.append(jobs.labels)
+        generated += len(table)
+        newly = int(ok.sum())
+        bar.update(min(newly, target - accepted))
+        accepted += newly
+    bar.close()
+    if not tables:
+        raise ValueError("no job was generated: the job iterator is empty")
+    return pd.concat(tables, ignore_index=True), np.concatenate(images), np.concatenate(labels), timings
+
+
+def iterate_jobs(draw: Callable[[int], Jobs], n_variants: int, batch_size: int, *, top_up_rounds: int = 0) -> Iterator[Jobs]:
+    """Batches of jobs, variant-major: variant 0 of every background, then variant 1, ...
+
+    Args:
+        draw: ``draw(n_variants=k) -> Jobs`` for every background (e.g. ``functools.partial(draw_jobs,
+            dataset, seed=...)``); called once with ``n_variants + top_up_rounds``.
+        n_variants: planned variants per background (paper 5–10).
+        batch_size: jobs per yielded batch.
+        top_up_rounds: extra variants per background drawn only for top-up; their rows carry
+            ``top_up = True`` so that :func:`run_loop` stops before them unless ``top_up``.
+
+    Yields:
+        :class:`Jobs` slices of at most ``batch_size`` rows, in generation order. Because every
+        background's k-th variant comes before any (k+1)-th one, a smaller target gives a prefix
+        that covers as many backgrounds as possible.
+    """
+    jobs = draw(n_variants=n_variants + top_up_rounds)
+    order = np.lexsort((jobs.table["job"].to_numpy(), jobs.table["variant"].to_numpy()))
+    table = jobs.table.iloc[order].reset_index(drop=True)
+    table["top_up"] = table["variant"] >= n_variants
+    backgrounds, masks, labels = jobs.backgrounds[order], jobs.masks[order], jobs.labels[order]
+    for start in range(0, len(table), batch_size):
+        part = slice(start, start + batch_size)
+        # a batch never mixes planned and top-up jobs, so the loop can stop exactly between them
+        chunk = table.iloc[part]
+        if chunk["top_up"].any() and not chunk["top_up"].all():
+            cut = start + int(np.argmax(chunk["top_up"].to_numpy()))
+            yield Jobs(table.iloc[start:cut].reset_index(drop=True), backgrounds[start:cut], masks[start:cut], labels[start:cut])
+            part = slice(cut, start + batch_size)
+        yield Jobs(table.iloc[part].reset_index(drop=True), backgrounds[part], masks[part], labels[part])

@@ -1,0 +1,78 @@
+"""The quality gate on hand-made masks and the generation–validation loop's bookkeeping."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from benchmark.generators.jobs import draw_jobs
+from benchmark.generators.loop import gate, iterate_jobs, mask_iou, run_loop
+from prepared_fixtures import write_prepared
+
+
+def test_gate_on_hand_made_masks():
+    intended = np.zeros((4, 4, 4), np.uint8)
+    intended[:, :2, :2] = 1  # 4 pixels
+    probabilities = np.zeros((4, 4, 4))
+    probabilities[0, :2, :2] = 0.9  # exact: IoU 1
+    probabilities[1, :2, :1] = 0.9  # half: IoU 2/4
+    probabilities[2, :2, :2] = 0.9
+    probabilities[2, 2, :] = 0.6  # 4 extra: IoU 4/8
+    probabilities[3, :2, :2] = 0.49  # below 0.5: empty prediction, IoU 0
+    iou, accepted = gate(probabilities, intended, 0.7)
+    np.testing.assert_allclose(iou, [1, 0.5, 0.5, 0])
+    np.testing.assert_array_equal(accepted, [True, False, False, False])
+    # IoU exactly at theta is rejected (strict inequality of the paper)
+    assert not gate(probabilities[1:2], intended[1:2], 0.5)[1][0]
+    assert mask_iou(np.zeros((1, 3, 3)), np.zeros((1, 3, 3)))[0] == 1.0
+    with pytest.raises(ValueError, match="theta"):
+        gate(probabilities, intended, 1.0)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_prepared(tmp_path_factory.mktemp("loop"), "polyp", n=24)
+
+
+def _fake(jobs, keep_every=2):
+    """Generator: paints the mask; validator: returns the mask for every other job, else nothing."""
+    images = jobs.backgrounds.copy()
+    images[jobs.masks.astype(bool)] = 255
+    return images
+
+
+def _segment_every_other(images):
+    probabilities = (images[..., 0] == 255).astype(np.float32)
+    probabilities[1::2] = 0
+    return probabilities
+
+
+def test_loop_stops_at_target_and_records_everything(dataset):
+    draw = functools.partial(draw_jobs, dataset, seed=0)
+    batches = iterate_jobs(draw, n_variants=4, batch_size=5)
+    table, images, labels, timings = run_loop(_fake, _segment_every_other, batches, target=7, theta=0.7, progress=False)
+    assert table["accepted"].sum() >= 7 and len(table) == len(images) == len(labels)
+    assert len(table) <= 7 * 2 + 5  # stopped within one batch of the target
+    assert (table.loc[table["accepted"], "iou"] > 0.7).all() and (table.loc[~table["accepted"], "iou"] <= 0.7).all()
+    assert list(table["order"]) == list(range(len(table)))
+    # variant-major: every background's first variant comes before any second variant
+    first_second = table.index[table["variant"] == 1]
+    assert len(first_second) == 0 or (table.loc[: first_second[0] - 1, "variant"] == 0).all()
+    assert set(timings) == {"generate_s", "validate_s"}
+
+
+def test_no_regeneration_without_top_up_and_top_up_reaches_target(dataset):
+    draw = functools.partial(draw_jobs, dataset, seed=0)
+    planned = 12 * 2  # 12 backgrounds x 2 variants
+    table, *_ = run_loop(_fake, _segment_every_other, iterate_jobs(draw, 2, 5, top_up_rounds=3), target=100, theta=0.7, progress=False)
+    assert len(table) == planned and not table["top_up"].any()
+    table, *_ = run_loop(_fake, _segment_every_other, iterate_jobs(draw, 2, 5, top_up_rounds=3), target=15, theta=0.7, top_up=True,
+                         progress=False)  # fmt: skip
+    assert table["accepted"].sum() >= 15 and table["top_up"].any()
+
+
+def test_loop_is_reproducible(dataset):
+    draw = functools.partial(draw_jobs, dataset, seed=3)
+    runs = [run_loop(_fake, _segment_every_other, iterate_jobs(draw, 3, 4), target=9, theta=0.7, progress=False) for _ in range(2)]
+    assert runs[0][0].equals(runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
