@@ -34,7 +34,9 @@ def test_binomial_summary_matches_scipy():
     summary = binomial_summary(follows)
     test = stats.binomtest(30, 40, 0.5, alternative="greater")
     assert summary["share_follow"] == 0.75 and summary["p_value"] == pytest.approx(test.pvalue)
-    assert summary["ci_low"] == pytest.approx(test.proportion_ci(method="wilson").low)
+    two_sided = stats.binomtest(30, 40, 0.5).proportion_ci(method="wilson")
+    assert summary["ci_low"] == pytest.approx(two_sided.low) and summary["ci_high"] == pytest.approx(two_sided.high)
+    assert summary["ci_high"] < 1
     with pytest.raises(ValueError):
         binomial_summary(np.array([], bool))
 

@@ -97,7 +97,7 @@ CONTRASTS: dict[str, tuple[Contrast, ...]] = {
 
 
 def binomial_summary(follows: np.ndarray) -> dict[str, float]:
-    """Share of True, Wilson 95 % CI and the exact one-sided binomial p-value against 1/2.
+    """Share of True, two-sided Wilson 95 % CI and the exact one-sided binomial p-value against 1/2.
 
     Ties (proxy equal under both prompts) count as not following. ``scipy.stats.binomtest``.
     """
@@ -108,7 +108,8 @@ def binomial_summary(follows: np.ndarray) -> dict[str, float]:
     if n == 0:
         raise ValueError("no pairs to summarise")
     test = stats.binomtest(k, n, 0.5, alternative="greater")
-    low, high = test.proportion_ci(confidence_level=0.95, method="wilson")
+    # the CI is two-sided (a one-sided test's interval would end at 1)
+    low, high = stats.binomtest(k, n, 0.5).proportion_ci(confidence_level=0.95, method="wilson")
     return {"n_pairs": n, "n_follow": k, "share_follow": k / n, "ci_low": float(low), "ci_high": float(high), "p_value": float(test.pvalue)}
 
 
