@@ -143,7 +143,7 @@ def _convert(value: Any, hint: Any, location: str, source: str) -> Any:
             return tuple(_convert(item, args[0], f"{location}[{i}]", source) for i, item in enumerate(value))
         if len(args) != len(value):
             raise ParamsError(f"{source}: '{location}' must have {len(args)} items, got {len(value)}")
-        return tuple(_convert(item, arg, f"{location}[{i}]", source) for i, (item, arg) in enumerate(zip(args, value)))
+        return tuple(_convert(item, arg, f"{location}[{i}]", source) for i, (item, arg) in enumerate(zip(value, args)))
     if origin in (dict, Mapping, typing.Mapping) or hint is dict:
         if not isinstance(value, Mapping):
             raise ParamsError(f"{source}: '{location}' must be a mapping, got {_describe(value)}")

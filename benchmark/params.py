@@ -80,7 +80,9 @@ class TrainParams:
     """``train``: every method on every dataset, several seeds.
 
     Attributes:
-        methods: method names (keys of ``benchmark.methods.METHODS``) to train.
+        methods: runs to train: a method (key of ``benchmark.methods.METHODS``), optionally with
+            its training data, ``<method>+real`` or ``<method>+diffaug`` (see
+            ``benchmark.methods.runs``).
         n_seeds: independent runs per dataset and method (seeds hashed from ``base_seed``).
         base_seed: base of every training seed.
         threads: torch CPU threads per process.
@@ -212,6 +214,54 @@ class GeneratorCheckParams:
                              f"{self.gallery_backgrounds}, {self.gallery_seeds}")  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class ValidatorParams:
+    """``validator``: the quality gate, DiffAug's latent segmenter (``train.diffaug``) on real data only.
+
+    Attributes:
+        seed: seeds its training (hashed with the dataset name).
+    """
+
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesizeParams:
+    """``synthesize``: the generation–validation loop.
+
+    Attributes:
+        seed: seeds donors, placements, prompts and sampling seeds (hashed with the dataset name).
+        theta: IoU acceptance threshold θ (paper 0.7; accepted when IoU > θ).
+        volume: synthetic volume (× real training images) that DiffAug's segmenter and the
+            "+DiffAug" baselines train with (paper 3).
+        volumes: every volume studied in Table 7; the loop generates until the largest is reached.
+        n_variants: variants per background (paper 5–10).
+        top_up: keep generating beyond the planned variants when too few were accepted
+            (the paper does not regenerate rejected samples: false).
+        top_up_rounds: extra variants per background available to top-up.
+        batch_size: samples per generator call.
+    """
+
+    seed: int = 0
+    theta: float = 0.7
+    volume: float = 1.0
+    volumes: tuple[float, ...] = (0.5, 1.0)
+    n_variants: int = 5
+    top_up: bool = False
+    top_up_rounds: int = 5
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if not 0 <= self.theta < 1:
+            raise ValueError(f"theta must be in [0, 1), got {self.theta}")
+        if not self.volumes or min(self.volumes) <= 0:
+            raise ValueError(f"volumes must be positive multiples of the real training set, got {self.volumes}")
+        if not 0 < self.volume <= max(self.volumes):
+            raise ValueError(f"volume {self.volume} must be positive and at most max(volumes) = {max(self.volumes)} (only that much is generated)")
+        if self.n_variants < 1 or self.batch_size < 1 or self.top_up_rounds < 0:
+            raise ValueError(f"need n_variants >= 1, batch_size >= 1, top_up_rounds >= 0; got {self.n_variants}, {self.batch_size}, {self.top_up_rounds}")
+
+
 def _parse_train(mapping: Any, source: str) -> TrainParams:
     from benchmark.methods import METHODS, get_method
 
@@ -223,9 +273,13 @@ def _parse_train(mapping: Any, source: str) -> TrainParams:
         if name in METHODS:
             configs[name] = from_mapping(get_method(name).Config, mapping.pop(name), where=f"train.{name}", source=source)
     params = from_mapping(TrainParams, mapping, where="train", source=source)
-    for name in params.methods:
-        if name not in METHODS:
-            raise ParamsError(f"{source}: train.methods lists unknown method {name!r}; registered: {', '.join(sorted(METHODS))}")
+    from benchmark.methods.runs import parse_run
+
+    for run in params.methods:
+        try:
+            parse_run(run)
+        except KeyError as error:
+            raise ParamsError(f"{source}: train.methods lists {run!r}: {error.args[0]}") from None
     return dataclasses.replace(params, method_configs=configs)
 
 
@@ -240,6 +294,8 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "autoencoder": _simple(AutoencoderParams, "autoencoder"),
     "generator": _simple(GeneratorParams, "generator"),
     "generator_check": _simple(GeneratorCheckParams, "generator_check"),
+    "validator": _simple(ValidatorParams, "validator"),
+    "synthesize": _simple(SynthesizeParams, "synthesize"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
     "report": _simple(ReportParams, "report"),
 }

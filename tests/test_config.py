@@ -66,7 +66,8 @@ def test_committed_params_are_valid():
     from benchmark.params import check_params
 
     sections = check_params("params.yaml")
-    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "train", "evaluate", "report"}
+    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "validator", "synthesize", "train",
+                             "evaluate", "report"}
     assert sections["train"].n_seeds >= 3
 
 
@@ -118,3 +119,15 @@ def test_generator_sections_check_nested_keys_and_backend_requirements(tmp_path)
     path.write_text(yaml.safe_dump(content))
     with pytest.raises(ParamsError, match="pretrained_path"):
         load_section("generator", path)
+
+
+def test_fixed_length_tuples_convert_item_by_item():
+    import dataclasses as dc
+
+    @dc.dataclass(frozen=True)
+    class Pair:
+        pair: tuple[int, float] = (1, 2.0)
+
+    assert from_mapping(Pair, {"pair": [3, 4]}, where="x").pair == (3, 4.0)
+    with pytest.raises(ParamsError, match="2 items"):
+        from_mapping(Pair, {"pair": [3]}, where="x")

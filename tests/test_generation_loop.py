@@ -50,8 +50,8 @@ def _segment_every_other(images):
 def test_loop_stops_at_target_and_records_everything(dataset):
     draw = functools.partial(draw_jobs, dataset, seed=0)
     batches = iterate_jobs(draw, n_variants=4, batch_size=5)
-    table, images, labels, timings = run_loop(_fake, _segment_every_other, batches, target=7, theta=0.7, progress=False)
-    assert table["accepted"].sum() >= 7 and len(table) == len(images) == len(labels)
+    table, images, labels, masks, timings = run_loop(_fake, _segment_every_other, batches, target=7, theta=0.7, progress=False)
+    assert table["accepted"].sum() >= 7 and len(table) == len(images) == len(labels) == len(masks)
     assert len(table) <= 7 * 2 + 5  # stopped within one batch of the target
     assert (table.loc[table["accepted"], "iou"] > 0.7).all() and (table.loc[~table["accepted"], "iou"] <= 0.7).all()
     assert list(table["order"]) == list(range(len(table)))
@@ -76,3 +76,21 @@ def test_loop_is_reproducible(dataset):
     runs = [run_loop(_fake, _segment_every_other, iterate_jobs(draw, 3, 4), target=9, theta=0.7, progress=False) for _ in range(2)]
     assert runs[0][0].equals(runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_accepted_subset_takes_prefixes_and_reports_shortfall(tmp_path):
+    import pandas as pd
+
+    from benchmark.generators.loop import accepted_subset
+
+    table = pd.DataFrame({"order": range(6), "accepted": [True, False, True, True, False, True]})
+    table.to_csv(tmp_path / "manifest.csv", index=False)
+    images = np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * np.ones((6, 2, 2, 3), np.uint8)
+    np.savez(tmp_path / "samples.npz", images=images, labels=np.ones((6, 2, 2), np.uint8))
+    half = accepted_subset(tmp_path, 0.5, 4)  # 2 samples
+    assert half.ids == ("syn0", "syn2") and half.images[:, 0, 0, 0].tolist() == [0, 2]
+    assert accepted_subset(tmp_path, 1.0, 4).ids[:2] == half.ids  # prefixes
+    with pytest.raises(ValueError, match="holds 4 accepted"):
+        accepted_subset(tmp_path, 2.0, 4)
+    with pytest.warns(UserWarning, match="only 4"):
+        assert len(accepted_subset(tmp_path, 2.0, 4, strict=False)) == 4

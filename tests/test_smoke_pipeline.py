@@ -34,7 +34,10 @@ def shrink(params: dict) -> dict:
     params["generator"]["latent"].update(max_length=16, batch_size=8)
     params["generator"]["latent"]["denoiser"].update(block_out_channels=[8, 16], steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
     params["generator_check"].update(n_pairs=4, gallery_backgrounds=1, gallery_seeds=1)
+    params["synthesize"].update(volumes=[0.5], volume=0.5, n_variants=2, batch_size=8)
     params["train"]["unet"].update(channels=[8, 16, 32], num_res_units=1, epochs=2, batch_size=8)
+    params["train"].setdefault("diffaug", {}).update(vision_channels=8, vision_blocks=1, fused_channels=4, denoiser_channels=[8, 16],
+                                                     epochs=2, batch_size=8, augmentation="none")  # fmt: skip
     return params
 
 

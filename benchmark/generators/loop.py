@@ -54,7 +54,7 @@ def gate(probabilities: np.ndarray, intended: np.ndarray, theta: float, *, thres
 
 def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarray], np.ndarray], job_batches: Iterator[Jobs], *,
              target: int, theta: float, top_up: bool = False, max_jobs: int | None = None,
-             progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
+             progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
     """Generate, validate and collect until ``target`` samples are accepted.
 
     Args:
@@ -72,14 +72,14 @@ def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarr
         progress: tqdm bar over accepted samples.
 
     Returns:
-        ``(table, images, labels, timings)``: one table row per generated sample (the jobs'
-        columns plus ``iou``, ``accepted``, ``order`` = generation order); all generated images
-        uint8 (G, S, S, 3) and their intended labels (G, S, S), accepted and rejected alike (the
-        caller stores both); seconds spent generating and validating.
+        ``(table, images, labels, masks, timings)``: one table row per generated sample (the
+        jobs' columns plus ``iou``, ``accepted``, ``order`` = generation order); all generated
+        images uint8 (G, S, S, 3), their intended labels and inpainted masks (G, S, S), accepted
+        and rejected alike (the caller stores both); seconds spent generating and validating.
     """
     if target < 1:
         raise ValueError(f"target must be >= 1 accepted samples, got {target}")
-    tables, images, labels = [], [], []
+    tables, images, labels, masks = [], [], [], []
     timings = {"generate_s": 0.0, "validate_s": 0.0}
     accepted = generated = 0
     bar = tqdm(total=target, desc="accepted", disable=not progress, unit="img")
@@ -99,6 +99,7 @@ def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarr
         tables.append(table)
         images.append(batch_images)
         labels.append(jobs.labels)
+        masks.append(jobs.masks)
         generated += len(table)
         newly = int(ok.sum())
         bar.update(min(newly, target - accepted))
@@ -106,7 +107,7 @@ def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarr
     bar.close()
     if not tables:
         raise ValueError("no job was generated: the job iterator is empty")
-    return pd.concat(tables, ignore_index=True), np.concatenate(images), np.concatenate(labels), timings
+    return pd.concat(tables, ignore_index=True), np.concatenate(images), np.concatenate(labels), np.concatenate(masks), timings
 
 
 def iterate_jobs(draw: Callable[[int], Jobs], n_variants: int, batch_size: int, *, top_up_rounds: int = 0) -> Iterator[Jobs]:
@@ -139,3 +140,42 @@ def iterate_jobs(draw: Callable[[int], Jobs], n_variants: int, batch_size: int, 
             yield Jobs(table.iloc[start:cut].reset_index(drop=True), backgrounds[start:cut], masks[start:cut], labels[start:cut])
             part = slice(cut, start + batch_size)
         yield Jobs(table.iloc[part].reset_index(drop=True), backgrounds[part], masks[part], labels[part])
+
+
+def accepted_subset(directory, volume: float, n_real: int, *, strict: bool = True):
+    """The first ``round(volume · n_real)`` accepted samples (in generation order) of a synthetic set.
+
+    Args:
+        directory: a folder written by the ``synthesize`` stage (``samples.npz``, ``manifest.csv``).
+        volume: synthetic volume as a multiple of the real training set (0 gives an empty set).
+        n_real: real training images.
+
+    Returns:
+        ``SegmentationData`` of the accepted images and their labels (ids ``syn<order>``); sets of
+        smaller volumes are prefixes of larger ones.
+
+        With ``strict=False`` a shortfall returns every accepted sample (with a warning) instead.
+
+    Raises:
+        ValueError: fewer accepted samples than the volume needs (the message says how many exist).
+    """
+    import warnings
+
+    from pathlib import Path
+
+    from benchmark.data.prepared import SegmentationData
+
+    directory = Path(directory)
+    table = pd.read_csv(directory / "manifest.csv")
+    wanted = int(round(volume * n_real))
+    accepted = table[table["accepted"]].sort_values("order")
+    if wanted > len(accepted) and not strict:
+        warnings.warn(f"{directory}: only {len(accepted)} accepted samples for volume {volume} ({wanted} wanted); using all of them")
+        wanted = len(accepted)
+    if wanted > len(accepted):
+        raise ValueError(f"{directory} holds {len(accepted)} accepted samples, volume {volume} needs {wanted}; "
+                         f"raise synthesize.volumes' maximum or set synthesize.top_up: true and rerun `dvc repro synthesize`")  # fmt: skip
+    rows = accepted["order"].to_numpy()[:wanted]
+    with np.load(directory / "samples.npz") as archive:
+        images, labels = archive["images"][rows], archive["labels"][rows]
+    return SegmentationData(tuple(f"syn{order}" for order in rows), images, labels.astype(np.uint8))

@@ -13,6 +13,10 @@ import importlib
 from benchmark.methods.base import SegmentationMethod
 
 METHODS: dict[str, str] = {
+    "diffaug": "benchmark.methods.latent_seg.method:DiffAugSegmenter",
+    "resnet50_unet": "benchmark.methods.resnet50_unet:ResNet50UNet",
+    "sdseg": "benchmark.methods.latent_seg.method:SDSeg",
+    "transunet": "benchmark.methods.transunet:TransUNet",
     "unet": "benchmark.methods.unet:UNet",
 }
 

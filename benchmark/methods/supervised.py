@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -86,20 +87,28 @@ def train_supervised(
     loss_fn=dice_bce_loss,
     progress: bool = True,
     description: str = "train",
+    make_optimizer: Callable[[torch.nn.Module, Schedule, int], tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]] | None = None,
 ) -> pd.DataFrame:
     """Train ``network`` in place and load the best validation state into it.
 
     Resumes from ``checkpoint_dir/checkpoint.pt`` when present. Returns the per-epoch log
     (epoch, train_loss, val_dice, best) and writes it to ``checkpoint_dir/train_log.csv``.
+
+    ``make_optimizer(network, schedule, total_steps) -> (optimizer, scheduler)`` replaces the
+    default AdamW + one-cycle schedule (e.g. SGD + poly decay for TransUNet); the scheduler is
+    stepped once per batch and both are checkpointed. None keeps the default.
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(train) / schedule.batch_size)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=schedule.learning_rate, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.1
-    )
+    if make_optimizer is not None:
+        optimizer, scheduler = make_optimizer(network, schedule, schedule.epochs * steps_per_epoch)
+    else:
+        optimizer = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=schedule.learning_rate, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.1
+        )
     history: list[dict] = []
     best_score, best_state, start_epoch = -1.0, None, 0
     if checkpoint_path.is_file():

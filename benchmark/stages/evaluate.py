@@ -31,7 +31,9 @@ def main() -> None:
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     test = dataset.subset("test")
     native = dataset.native_masks(list(test.ids))
-    method_cls = get_method(args.method)
+    from benchmark.methods.runs import parse_run
+
+    method_cls = get_method(parse_run(args.method)[0])
     models = Path("models") / args.dataset / args.method
     tables, timings = [], {}
     for index in range(train_params.n_seeds):

@@ -1,6 +1,10 @@
-"""Stage ``train@<dataset>-<method>``: train one method on one dataset, ``train.n_seeds`` seeds.
+"""Stage ``train@<dataset>-<run>``: train one run on one dataset, ``train.n_seeds`` seeds.
 
     python -m benchmark.stages.train --dataset synth_polyp --method unet [--params params.yaml]
+    python -m benchmark.stages.train --dataset synth_polyp --method unet+diffaug
+
+A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the
+first ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>``.
 
 Writes ``models/<dataset>/<method>/seed_<k>/`` holding ``model/`` (the selected checkpoint),
 ``checkpoint.pt`` (resumable state), ``train_log.csv``, ``run.json`` (seed, time, provenance).
@@ -26,14 +30,26 @@ def fingerprint(method: str, config: dict, seed: int, arrays: list) -> str:
     return common.fingerprint({"method": method, "config": config, "seed": seed}, arrays, common.code_closure(module))
 
 
-def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progress: bool) -> dict:
-    """Train (or resume, or skip) one seed; returns its run record."""
+def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progress: bool, extra=None, autoencoder=None,
+               autoencoder_key: str | None = None) -> dict:  # fmt: skip
+    """Train (or resume, or skip) one seed; returns its run record.
+
+    ``extra`` (SegmentationData) is appended to the training split (synthetic pairs);
+    ``autoencoder`` is attached to methods that need one (latent segmenters).
+    """
+    import numpy as np
+
     from benchmark.config import to_mapping
+    from benchmark.data.prepared import SegmentationData
     from benchmark.utils.io import atomic_dir, read_json, write_json
     from benchmark.utils.provenance import environment_record
 
     train, val = dataset.subset("train"), dataset.subset("val")
-    key = fingerprint(method_cls.name, to_mapping(config), seed, [train.images, train.masks, val.images, val.masks])
+    n_real = len(train)
+    if extra is not None and len(extra):
+        train = SegmentationData(train.ids + extra.ids, np.concatenate([train.images, extra.images]), np.concatenate([train.masks, extra.masks]))
+    settings = {"config": to_mapping(config), "autoencoder": autoencoder_key}
+    key = fingerprint(method_cls.name, settings, seed, [train.images, train.masks, val.images, val.masks])
     record_path, marker = seed_dir / "run.json", seed_dir / "fingerprint.txt"
     if record_path.is_file() and read_json(record_path).get("fingerprint") == key and (seed_dir / "model").is_dir():
         print(f"{seed_dir}: already trained with this config, data and code; skipped")
@@ -44,6 +60,8 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
     marker.write_text(key + "\n")
 
     method = method_cls(config)
+    if getattr(method_cls, "needs_autoencoder", False):
+        method.attach_autoencoder(autoencoder)
     started = time.perf_counter()
     method.fit(train, val, seed=seed, out_dir=seed_dir, progress=progress)
     elapsed = time.perf_counter() - started
@@ -54,6 +72,8 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
         "seed": seed,
         "train_seconds": elapsed,
         "n_train": len(train),
+        "n_train_real": n_real,
+        "n_train_synthetic": len(train) - n_real,
         "n_val": len(val),
         "environment": environment_record(),
     }
@@ -65,18 +85,37 @@ def main() -> None:
     args = common.dataset_method_parser(__doc__).parse_args()
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
+    from benchmark.generators.loop import accepted_subset
     from benchmark.methods import get_method
+    from benchmark.methods.runs import parse_run
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("train", args.params)
     common.set_threads(params.threads)
-    method_cls = get_method(args.method)
-    config = params.config_of(args.method)
+    name, data = parse_run(args.method)
+    method_cls = get_method(name)
+    config = params.config_of(name)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
+    extra = None
+    if data == "diffaug":
+        synthesize = load_section("synthesize", args.params)
+        folder = Path("data/synthetic") / args.dataset
+        if not (folder / "manifest.csv").is_file():
+            raise FileNotFoundError(f"{folder}/manifest.csv is missing; run `dvc repro synthesize@{args.dataset}` first")
+        # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
+        # (run.json records n_train_synthetic)
+        extra = accepted_subset(folder, synthesize.volume, len(dataset.subset("train")), strict=False)
+    autoencoder = autoencoder_key = None
+    if getattr(method_cls, "needs_autoencoder", False):
+        from benchmark.stages.validator import load_autoencoder
+
+        autoencoder = load_autoencoder(args.dataset)
+        autoencoder_key = (Path("models") / args.dataset / "autoencoder" / "fingerprint.txt").read_text().strip()
     out = Path("models") / args.dataset / args.method
     for index in range(params.n_seeds):
-        seed = derive_seed(params.base_seed, "train", args.dataset, args.method, index)
-        record = train_seed(dataset, method_cls, config, seed, out / f"seed_{index}", progress=not args.no_progress)
+        seed = derive_seed(params.base_seed, "train", args.dataset, name, index)  # shared by every run of the method
+        record = train_seed(dataset, method_cls, config, seed, out / f"seed_{index}", progress=not args.no_progress, extra=extra,
+                            autoencoder=autoencoder, autoencoder_key=autoencoder_key)  # fmt: skip
         print(f"{args.dataset}/{args.method} seed {index} ({seed}): trained in {record['train_seconds']:.1f} s")
     for stale in sorted(out.glob("seed_*")):
         if int(stale.name.split("_")[1]) >= params.n_seeds:
