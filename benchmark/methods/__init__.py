@@ -14,6 +14,9 @@ from benchmark.methods.base import SegmentationMethod
 
 METHODS: dict[str, str] = {
     "diffaug": "benchmark.methods.latent_seg.method:DiffAugSegmenter",
+    "difftrans": "benchmark.methods.difftrans:DiffTrans",
+    "medsegdiff_v1": "benchmark.methods.medsegdiff:MedSegDiffV1",
+    "medsegdiff_v2": "benchmark.methods.medsegdiff:MedSegDiffV2",
     "resnet50_unet": "benchmark.methods.resnet50_unet:ResNet50UNet",
     "sdseg": "benchmark.methods.latent_seg.method:SDSeg",
     "transunet": "benchmark.methods.transunet:TransUNet",
