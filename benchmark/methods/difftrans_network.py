@@ -26,11 +26,11 @@ Feature maps are ``(B, C, H, W)``; tokens ``(B * windows, tokens, C)`` inside at
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import math
 
 from benchmark.methods.mask_diffusion_layers import ChannelLayerNorm, TimeEmbedding
 from benchmark.methods.medsegdiff_network import ConditionUNet
