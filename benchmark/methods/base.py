@@ -49,11 +49,20 @@ class SegmentationMethod(abc.ABC):
     def predict(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) -> float32 (N, H, W) foreground probabilities in [0, 1]."""
 
-    @abc.abstractmethod
-    def _save_weights(self, directory: Path) -> None: ...
+    def _save_weights(self, directory: Path) -> None:
+        """Default for methods holding one ``torch.nn.Module`` as ``self.network``: ``model.pt``."""
+        import torch
 
-    @abc.abstractmethod
-    def _load_weights(self, directory: Path) -> None: ...
+        torch.save(self.network.state_dict(), directory / "model.pt")
+
+    def _load_weights(self, directory: Path) -> None:
+        """Inverse of :meth:`_save_weights`; a missing file is a clear error."""
+        import torch
+
+        path = directory / "model.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
+        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
     def save(self, directory: str | Path) -> None:
         """Write ``config.json`` and the weights into ``directory``."""

@@ -177,15 +177,12 @@ class ResNet50UNet(SegmentationMethod):
         return predict_probabilities(self.network, images)
 
     def _save_weights(self, directory: Path) -> None:
-        torch.save(self.network.state_dict(), directory / "model.pt")
+        super()._save_weights(directory)
         payload = {"weights_source": self.weights_source, "pretrained": self.pretrained}
         (directory / "weights_source.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
     def _load_weights(self, directory: Path) -> None:
-        path = directory / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
-        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        super()._load_weights(directory)
         source = directory / "weights_source.json"
         if source.is_file():
             self.weights_source = json.loads(source.read_text())["weights_source"]

@@ -159,12 +159,3 @@ class TransUNet(SegmentationMethod):
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.network, images)
-
-    def _save_weights(self, directory: Path) -> None:
-        torch.save(self.network.state_dict(), directory / "model.pt")
-
-    def _load_weights(self, directory: Path) -> None:
-        path = directory / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
-        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
