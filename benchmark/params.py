@@ -115,13 +115,23 @@ class EvaluateParams:
 
     Attributes:
         threshold: probability threshold (fixed, never tuned on test).
+        min_lesion_fraction: lesion-level detection ignores ground-truth components smaller than
+            this share of the image (DATASETS.md, "Lesion-level strata").
+        detection_iou: a lesion is detected when its best-overlapping predicted component has
+            IoU >= this (0.5, the primary rule; any overlap is recorded as well).
     """
 
     threshold: float = 0.5
+    min_lesion_fraction: float = 0.0005
+    detection_iou: float = 0.5
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not 0 <= self.min_lesion_fraction < 1:
+            raise ValueError(f"min_lesion_fraction must be in [0, 1), got {self.min_lesion_fraction}")
+        if not 0 < self.detection_iou <= 1:
+            raise ValueError(f"detection_iou must be in (0, 1], got {self.detection_iou}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +144,7 @@ class ReportParams:
         timeout_s: per-cell execution timeout.
     """
 
-    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "generator")
+    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "table3_lesions", "table4_efficiency", "table5_quality", "generator")
     html: bool = True
     timeout_s: int = 600
 
@@ -262,6 +272,38 @@ class SynthesizeParams:
             raise ValueError(f"need n_variants >= 1, batch_size >= 1, top_up_rounds >= 0; got {self.n_variants}, {self.batch_size}, {self.top_up_rounds}")
 
 
+@dataclasses.dataclass(frozen=True)
+class QualityParams:
+    """``quality``: Table 5, accepted vs rejected generations against real lesion images.
+
+    Attributes:
+        seed: seeds the equal-n subsampling, the bootstraps and KID's subsets.
+        max_images: n per compared set (accepted, rejected, real) = min(this, half the smallest pool).
+        bootstrap: random equal-n subsets behind FID's mean and 95 % range.
+        kid_subsets: random subsets of KID.
+        kid_subset_size: images per KID subset (capped at n).
+        lpips_reference: real images each generated sample is compared with (nearest one counts).
+        inception_weights_path: local torch-fidelity Inception file
+            (``weights-inception-2015-12-05-6726825d.pth``); null = domain features.
+        thetas: thresholds of the acceptance sweep (Table 5, right part).
+    """
+
+    seed: int = 0
+    max_images: int = 300
+    bootstrap: int = 200
+    kid_subsets: int = 100
+    kid_subset_size: int = 50
+    lpips_reference: int = 50
+    inception_weights_path: str | None = None
+    thetas: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+    def __post_init__(self):
+        if min(self.max_images, self.bootstrap, self.kid_subsets, self.kid_subset_size, self.lpips_reference) < 2:
+            raise ValueError("max_images, bootstrap, kid_subsets, kid_subset_size and lpips_reference must be >= 2")
+        if not self.thetas or not all(0 <= theta < 1 for theta in self.thetas):
+            raise ValueError(f"thetas must be in [0, 1), got {self.thetas}")
+
+
 def _parse_train(mapping: Any, source: str) -> TrainParams:
     from benchmark.methods import METHODS, get_method
 
@@ -296,6 +338,7 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "generator_check": _simple(GeneratorCheckParams, "generator_check"),
     "validator": _simple(ValidatorParams, "validator"),
     "synthesize": _simple(SynthesizeParams, "synthesize"),
+    "quality": _simple(QualityParams, "quality"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
     "report": _simple(ReportParams, "report"),
 }

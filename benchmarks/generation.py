@@ -2,7 +2,7 @@
 
     python benchmarks/generation.py [--dataset synth_polyp] [--samples 64] [--batch-size 32]
                                     [--steps 20] [--guidance-scale 3.0] [--threads 2]
-                                    [--output results/benchmarks/generation.json]
+                                    [--output results/benchmarks/generation_<dataset>.json]
 
 Uses the trained generator in ``models/<dataset>/generator/model`` when it exists, else a freshly
 initialised one of the configured size (speed does not depend on the weights; the output says
@@ -30,7 +30,7 @@ def main() -> None:
     cli.add_argument("--steps", type=int, default=None, help="default: generator.steps")
     cli.add_argument("--guidance-scale", type=float, default=None, help="default: generator.guidance_scale")
     cli.add_argument("--threads", type=int, default=None, help="default: train.threads")
-    cli.add_argument("--output", default="results/benchmarks/generation.json")
+    cli.add_argument("--output", default=None, help="default: results/benchmarks/generation_<dataset>.json")
     args = cli.parse_args()
 
     import dataclasses
@@ -105,7 +105,7 @@ def main() -> None:
                      "cuda": torch.cuda.is_available()},
         "environment": environment_record(),
     }
-    write_json(args.output, result)
+    write_json(args.output or f"results/benchmarks/generation_{args.dataset}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2, default=str))
 
 

@@ -1,7 +1,7 @@
 """Throughput of DiffAug's latent validator: single-step latent estimation vs iterative DDIM.
 
     python benchmarks/validator.py [--dataset synth_polyp] [--steps 10 50] [--images 200] [--threads 2]
-                                   [--output results/benchmarks/validator.json]
+                                   [--output results/benchmarks/validator_<dataset>.json]
 
 Same trained network (``models/<dataset>/validator/model``), same images (the validation split,
 repeated to ``--images``), same batch size: samples/s of the single-step mode (eq. 11, one denoiser
@@ -25,7 +25,7 @@ def main() -> None:
     cli.add_argument("--images", type=int, default=200)
     cli.add_argument("--threads", type=int, default=2)
     cli.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is kept")
-    cli.add_argument("--output", default="results/benchmarks/validator.json")
+    cli.add_argument("--output", default=None, help="default: results/benchmarks/validator_<dataset>.json")
     args = cli.parse_args()
 
     import numpy as np
@@ -71,7 +71,7 @@ def main() -> None:
         result["loop"] = {"validated_images_per_hour": summary["validated_images_per_hour"],
                           "accepted_images_per_hour": summary["accepted_images_per_hour"],
                           "share_generate": summary["generate_s"] / total, "share_validate": summary["validate_s"] / total}  # fmt: skip
-    write_json(args.output, result)
+    write_json(args.output or f"results/benchmarks/validator_{args.dataset}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2))
 
 

@@ -66,7 +66,7 @@ def test_committed_params_are_valid():
     from benchmark.params import check_params
 
     sections = check_params("params.yaml")
-    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "validator", "synthesize", "train",
+    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "validator", "synthesize", "quality", "train",
                              "evaluate", "report"}
     assert sections["train"].n_seeds >= 3
 

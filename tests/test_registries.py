@@ -32,7 +32,10 @@ def test_stage_commands_use_the_stage_modules():
 def test_params_names_are_registry_keys():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(params["prepare"]["datasets"]) <= set(DATASETS)
-    for method in params["train"]["methods"]:
+    from benchmark.methods.runs import parse_run
+
+    for run in params["train"]["methods"]:
+        method, _ = parse_run(run)  # "<method>[+data]"
         assert method in METHODS
         assert method in params["train"], f"train.{method} section missing (dvc.yaml declares it as a param)"
     for name in params["prepare"]["datasets"]:

@@ -88,3 +88,41 @@ def test_table1_counts_and_strata():
     assert table.loc["p", "native size (W×H)"] == "2 sizes, 384×288 … 640×480"
     assert table.loc["f", "early glaucoma (vCDR 0.5-0.6)"] == "1 (1)"
     assert list(table.columns[-2:]) == ["native size (W×H)", "split protocol"]
+
+
+def test_table3_lesion_detection_hand_computed():
+    from benchmark.reporting.tables import format_lesion_table, lesion_detection_table
+
+    attributes = pd.DataFrame({"id": ["1", "2", "3", "4"], "split": ["test"] * 4, "flat": [True, True, False, False],
+                               "small": [False, False, False, True], "sequence": [1, 1, 2, 2]})  # fmt: skip
+    prepared = {"p": FakePrepared(attributes, {"target": "polyp", "modality": "polyp"})}
+    rows, spec = [], []
+    # unet detects images 1 and 3 in both seeds; ours detects 1, 2, 3 in seed 0 and 1, 3 in seed 1
+    hits = {"unet": [[1, 0, 1, 0], [1, 0, 1, 0]], "ours": [[1, 1, 1, 0], [1, 0, 1, 0]]}
+    for method, per_seed in hits.items():
+        for seed_index, values in enumerate(per_seed):
+            for image, hit in zip(["1", "2", "3", "4"], values):
+                rows.append({"dataset": "p", "method": method, "seed_index": seed_index, "image_id": image, "lesion": 1,
+                             "detected": bool(hit), "any_overlap": True})  # fmt: skip
+                spec.append({"dataset": "p", "method": method, "seed_index": seed_index, "image_id": image, "specificity": 0.9 if image == "1" else 1.0})
+    table = lesion_detection_table(pd.DataFrame(rows), pd.DataFrame(spec), prepared, n_resamples=500).set_index(["stratum", "method"])
+    assert table.loc[("all", "unet"), "sensitivity"] == pytest.approx(0.5)
+    assert table.loc[("all", "ours"), "sensitivity"] == pytest.approx(2.5 / 4)  # image 2 detected in 1 of 2 seeds
+    assert table.loc[("flat", "ours"), "fnr"] == pytest.approx(0.25) and table.loc[("flat", "unet"), "fnr"] == pytest.approx(0.5)
+    assert table.loc[("flat", "ours"), "relative_fnr_reduction"] == pytest.approx(0.5)
+    assert table.loc[("flat", "unet"), "specificity"] == pytest.approx(0.95)
+    assert table.loc[("small (<5 mm)", "ours"), "lesions"] == 1 and table.loc[("small (<5 mm)", "ours"), "fnr"] == 1.0
+    assert table.loc[("small (<5 mm)", "ours"), "relative_fnr_reduction"] == 0.0  # both miss it
+    assert (table["fnr_low"] <= table["fnr"]).all() and (table["fnr"] <= table["fnr_high"]).all()
+    assert table.loc[("all", "ours"), "fnr_low"] < table.loc[("all", "ours"), "fnr_high"]
+    any_rule = lesion_detection_table(pd.DataFrame(rows), pd.DataFrame(spec), prepared, rule="any_overlap", n_resamples=100)
+    assert (any_rule["sensitivity"] == 1.0).all()
+    assert len(format_lesion_table(table.reset_index())) == len(table)
+
+
+def test_table2_significance_uses_best_other_and_holm():
+    from benchmark.reporting.tables import significance_table
+    table = significance_table(per_image_table(), n_resamples=200, display_names={"a": "A"})
+    assert list(table["method"]) == ["A", "b", "c"]
+    assert list(table["vs (best other)"]) == ["c", "A", "A"]  # means: a 0.70, c 0.65, b 0.50
+    assert table.loc[0, "Δ Dice (pp)"] == "+5.00"

@@ -35,7 +35,12 @@ def shrink(params: dict) -> dict:
     params["generator"]["latent"]["denoiser"].update(block_out_channels=[8, 16], steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
     params["generator_check"].update(n_pairs=4, gallery_backgrounds=1, gallery_seeds=1)
     params["synthesize"].update(volumes=[0.5], volume=0.5, n_variants=2, batch_size=8)
+    # every registered method is covered by the contract tests; the smoke run keeps one of each
+    # family (supervised, pixel mask diffusion, latent) plus the augmentation axis
+    params["train"]["methods"] = ["unet", "medsegdiff_v1", "diffaug", "unet+diffaug"]
     params["train"]["unet"].update(channels=[8, 16, 32], num_res_units=1, epochs=2, batch_size=8)
+    params["train"]["medsegdiff_v1"].update(condition_channels=[8, 16], denoiser_channels=[8, 16], image_size=32, epochs=2, batch_size=8,
+                                            inference_steps=2, ensemble_size=2, validation_steps=1)  # fmt: skip
     params["train"].setdefault("diffaug", {}).update(vision_channels=8, vision_blocks=1, fused_channels=4, denoiser_channels=[8, 16],
                                                      epochs=2, batch_size=8, augmentation="none")  # fmt: skip
     return params
@@ -68,12 +73,14 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def test_reports_hold_filled_tables(workspace):
-    for name in ("table1_datasets", "table2_segmentation", "generator"):
+    for name in ("table1_datasets", "table2_segmentation", "table3_lesions", "generator"):
         assert (workspace / "reports" / f"{name}.ipynb").is_file()
         html = (workspace / "reports" / f"{name}.html").read_text()
         assert "Traceback" not in html and "Error" not in html.split("<body")[-1][:200]
     table2 = (workspace / "reports" / "table2_segmentation.html").read_text()
-    assert "U-Net" in table2 and "±" in table2
+    assert "U-Net" in table2 and "±" in table2 and "p (Holm)" in table2 and "MedSegDiff-V1 (re-implementation)" in table2
+    table3 = (workspace / "reports" / "table3_lesions.html").read_text()
+    assert "FNR (%)" in table3 and "early glaucoma" in table3 and "flat" in table3
     table1 = (workspace / "reports" / "table1_datasets.html").read_text()
     assert "synth_polyp" in table1 and "synth_fundus" in table1 and "image/png" in table1
 
@@ -87,6 +94,8 @@ def test_per_image_results_cover_every_seed_and_test_image(workspace):
         assert per_image["dice"].between(0, 1).all()
         assert not set(split["test"]) & set(split["train"]) and not set(split["test"]) & set(split["val"])
         assert per_image["seed"].nunique() == 3
+        lesions = pd.read_csv(workspace / "results" / dataset / "unet" / "lesions.csv", dtype={"image_id": str})
+        assert set(lesions["image_id"]) == set(split["test"]) and lesions["seed_index"].nunique() == 3
 
 
 def test_metrics_show_lists_per_seed_dice(workspace):

@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from benchmark.metrics.lesions import lesion_detections
 from benchmark.metrics.segmentation import per_image_metrics
 
 
@@ -31,11 +32,26 @@ def score_images(probabilities: np.ndarray, ids: list[str], native_masks: dict[s
         One row per image: ``image_id`` and every metric of
         :func:`~benchmark.metrics.segmentation.per_image_metrics`.
     """
+    return score_images_and_lesions(probabilities, ids, native_masks, threshold)[0]
+
+
+def score_images_and_lesions(probabilities: np.ndarray, ids: list[str], native_masks: dict[str, np.ndarray], threshold: float, *,
+                             min_lesion_fraction: float = 0.0005, detection_iou: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """:func:`score_images` plus lesion-level detection on the same thresholded maps.
+
+    Returns:
+        ``(per_image, lesions)``: ``lesions`` has one row per ground-truth lesion (``image_id``,
+        ``lesion``, ``area_px``, ``area_fraction``, ``best_iou``, ``detected``, ``any_overlap``;
+        rules of :func:`~benchmark.metrics.lesions.lesion_detections`).
+    """
     if len(probabilities) != len(ids):
         raise ValueError(f"{len(probabilities)} probability maps for {len(ids)} ids")
-    rows = []
+    rows, lesions = [], []
     for probability, key in zip(probabilities, ids):
         target = native_masks[key]
         prediction = upsample_probabilities(probability, target.shape) >= threshold
         rows.append({"image_id": key, **per_image_metrics(prediction, target)})
-    return pd.DataFrame(rows)
+        for record in lesion_detections(prediction, target, min_area_fraction=min_lesion_fraction, iou_threshold=detection_iou):
+            lesions.append({"image_id": key, **record})
+    columns = ["image_id", "lesion", "area_px", "area_fraction", "best_iou", "detected", "any_overlap"]
+    return pd.DataFrame(rows), pd.DataFrame(lesions, columns=columns)

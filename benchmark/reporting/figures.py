@@ -86,6 +86,35 @@ def per_image_boxplot(seed_averaged: pd.DataFrame, metric: str = "dice", display
         axis.set_ylim(-0.02, 1.02)
         axis.set_xlabel("")
         axis.set_ylabel(f"per-image {metric} (mean over seeds)")
+        axis.tick_params(axis="x", labelrotation=60)
+        plt.setp(axis.get_xticklabels(), ha="right", fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def fnr_bars(table: pd.DataFrame) -> plt.Figure:
+    """Lesion-level FNR with bootstrap 95 % CIs: one panel per dataset, strata on x, a bar per method.
+
+    Args:
+        table: :func:`~benchmark.reporting.tables.lesion_detection_table` output (fractions).
+    """
+    datasets = list(dict.fromkeys(table["dataset"]))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 3.8), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets):
+        subset = table[table["dataset"] == dataset]
+        strata, methods = list(dict.fromkeys(subset["stratum"])), list(dict.fromkeys(subset["method"]))
+        width = 0.8 / len(methods)
+        for k, method in enumerate(methods):
+            rows = subset[subset["method"] == method].set_index("stratum").reindex(strata)
+            x = np.arange(len(strata)) + (k - (len(methods) - 1) / 2) * width
+            error = np.vstack([rows["fnr"] - rows["fnr_low"], rows["fnr_high"] - rows["fnr"]])
+            axis.bar(x, rows["fnr"], width, yerr=error, capsize=2, label=method)
+        n = subset.groupby("stratum", sort=False)["lesions"].max().reindex(strata)
+        axis.set_xticks(np.arange(len(strata)), [f"{name}\n(n = {count})" for name, count in zip(strata, n)], fontsize=8)
+        axis.set_ylim(0, 1)
+        axis.set_ylabel("lesion-level FNR")
+        axis.set_title(dataset)
+    axes[0][-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     figure.tight_layout()
     return figure
 
@@ -119,5 +148,42 @@ def generation_gallery(gallery: dict[str, np.ndarray], background: int = 0, titl
                 axis.set_title("background + mask" if column == 0 else f"generated {column}" if column <= k else f"real {column - k}", fontsize=8)
         axes[row, 0].set_ylabel(str(gallery["prompt_labels"][row]), fontsize=8)
     figure.suptitle(title or "generated lesions per prompt (same background, mask and seeds) vs real lesions", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def iou_histogram(manifests: dict[str, pd.DataFrame], theta: float) -> plt.Figure:
+    """Validator IoU of every generated sample, accepted and rejected stacked, with θ marked; a panel per dataset."""
+    figure, axes = plt.subplots(1, len(manifests), figsize=(4.5 * len(manifests), 3.2), squeeze=False)
+    bins = np.linspace(0, 1, 41)
+    for axis, (dataset, table) in zip(axes[0], manifests.items()):
+        accepted = table["accepted"].astype(bool)
+        axis.hist([table.loc[accepted, "iou"], table.loc[~accepted, "iou"]], bins=bins, stacked=True, color=["#31a354", "#de2d26"],
+                  label=[f"accepted ({int(accepted.sum())})", f"rejected ({int((~accepted).sum())})"])  # fmt: skip
+        axis.axvline(theta, color="black", linestyle="--", linewidth=1, label=f"θ = {theta}")
+        axis.set_xlabel("IoU(intended label, validator prediction)")
+        axis.set_ylabel("generated samples")
+        axis.set_title(dataset)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def accepted_rejected_gallery(images: np.ndarray, labels: np.ndarray, table: pd.DataFrame, n: int, seed: int = 0, title: str = "") -> plt.Figure:
+    """Two rows of generated samples, accepted on top and rejected below, each with its intended
+    label outlined and its validator IoU; samples drawn at random with ``seed``."""
+    rng = np.random.default_rng(seed)
+    rows = {"accepted": np.flatnonzero(table["accepted"].to_numpy()), "rejected": np.flatnonzero(~table["accepted"].to_numpy())}
+    figure, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+    for r, (name, pool) in enumerate(rows.items()):
+        picks = rng.choice(pool, min(n, len(pool)), replace=False) if len(pool) else []
+        for c in range(n):
+            axis = axes[r][c]
+            axis.axis("off")
+            if c < len(picks):
+                k = picks[c]
+                axis.imshow(overlay(images[k], labels[k] > 0, colour=(0, 255, 0) if name == "accepted" else (255, 0, 0), alpha=0.0))
+                axis.set_title(f"{name[:3]}. IoU {table['iou'].iloc[k]:.2f}", fontsize=7)
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure

@@ -40,12 +40,71 @@ class Table2Parameters:
         results_dir: folder with ``<dataset>/<method>/per_image.csv`` and ``metrics.json``.
         datasets: datasets (columns); empty = every dataset in ``prepare.datasets``.
         methods: methods (rows); empty = every method in ``train.methods``.
+        n_resamples: bootstrap replicates of the CIs of the paired differences.
     """
 
     params_path: str = "params.yaml"
     results_dir: str = "results"
     datasets: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
+    n_resamples: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class Table3Parameters:
+    """Parameters of ``notebooks/table3_lesions.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with ``<dataset>/<method>/lesions.csv`` and ``per_image.csv``.
+        datasets: datasets; empty = every dataset in ``prepare.datasets``.
+        methods: methods; empty = every method in ``train.methods``.
+        reference: the method the relative FNR reduction is computed against.
+        n_resamples: bootstrap replicates of the FNR CIs.
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    datasets: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    reference: str = "unet"
+    n_resamples: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class Table4Parameters:
+    """Parameters of ``notebooks/table4_efficiency.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with the evaluate outputs and ``benchmarks/`` (benchmark scripts' files).
+        models_dir: folder with ``<dataset>/<run>/seed_k/run.json`` (training time, hardware).
+        datasets: datasets; empty = every dataset in ``prepare.datasets``.
+        methods: runs; empty = every run in ``train.methods``.
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    models_dir: str = "models"
+    datasets: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Table5Parameters:
+    """Parameters of ``notebooks/table5_quality.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with ``<dataset>/quality/summary.json``.
+        datasets: datasets; empty = every dataset in ``prepare.datasets``.
+        gallery_samples: accepted and rejected samples shown per dataset.
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    datasets: tuple[str, ...] = ()
+    gallery_samples: int = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +124,9 @@ class GeneratorParameters:
     background: int = 0
 
 
-NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters, "generator": GeneratorParameters}
+NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters, "table3_lesions": Table3Parameters,
+                       "table4_efficiency": Table4Parameters, "table5_quality": Table5Parameters,
+                       "generator": GeneratorParameters}  # fmt: skip
 
 
 def validate(namespace: dict[str, Any], notebook: str) -> Any:

@@ -164,3 +164,220 @@ def text_check_table(summaries: dict[str, dict]) -> pd.DataFrame:
                          "p (binomial, one-sided)": f"{result['p_value']:.2g}",
                          "proxy AUC on real images": "n/a" if real["auc"] != real["auc"] else f"{real['auc']:.2f} ({real['n_high']} vs {real['n_low']})"})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def load_lesions(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
+    """Concatenate ``results/<dataset>/<method>/lesions.csv`` (one row per seed × lesion)."""
+    frames = []
+    for dataset in datasets:
+        for method in methods:
+            path = Path(results_dir) / dataset / method / "lesions.csv"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing; run `dvc repro evaluate@{dataset}-{method}`")
+            frames.append(pd.read_csv(path, dtype={"image_id": str}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def significance_table(per_image: pd.DataFrame, groups: dict[str, dict[str, str]] | None = None, *, metric: str = "dice",
+                       display_names: dict[str, str] | None = None, n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Table 2's tests: each method vs the best other method of its dataset, per test image.
+
+    Seed-averaged per-image scores; paired two-sided Wilcoxon signed-rank test; percentile
+    bootstrap 95 % CI of the mean difference (clusters = ``groups``, e.g. video sequences);
+    Holm correction over every row. Differences in percentage points.
+    """
+    from benchmark.stats.significance import compare_to_best_other
+
+    display_names = display_names or {}
+    scores = seed_averaged_per_image(per_image, metric)
+    table = compare_to_best_other(scores, metric=metric, groups=groups, n_resamples=n_resamples, seed=seed)
+    if not len(table):
+        return table
+    return pd.DataFrame({
+        "dataset": table["dataset"],
+        "method": table["method"].map(lambda m: display_names.get(m, m)),
+        "vs (best other)": table["opponent"].map(lambda m: display_names.get(m, m)),
+        f"Δ {METRIC_LABELS.get(metric, metric)} (pp)": (100 * table["mean_difference"]).map(lambda v: f"{v:+.2f}"),
+        "95 % CI (pp)": [f"[{100 * low:+.2f}, {100 * high:+.2f}]" for low, high in zip(table["ci_low"], table["ci_high"])],
+        "images": table["n_images"],
+        "p (Wilcoxon)": table["p_value"].map(lambda p: f"{p:.2g}"),
+        "p (Holm)": table["p_holm"].map(lambda p: f"{p:.2g}"),
+    })
+
+
+def image_groups(prepared: dict[str, PreparedDataset]) -> dict[str, dict[str, str]]:
+    """dataset -> {image_id: cluster} for the cluster bootstrap: the ``sequence`` column (video
+    sequences of CVC-ClinicDB and the procedural polyps) when present, else none (images independent)."""
+    groups = {}
+    for name, dataset in prepared.items():
+        attributes = dataset.attributes
+        if "sequence" in attributes and attributes["sequence"].notna().all():
+            groups[name] = dict(zip(attributes["id"].astype(str), attributes["sequence"].astype(str)))
+    return groups
+
+
+def lesion_detection_table(lesions: pd.DataFrame, per_image: pd.DataFrame, prepared: dict[str, PreparedDataset], *,
+                           reference: str = "unet", rule: str = "detected", display_names: dict[str, str] | None = None,
+                           n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Table 3: lesion-level detection per dataset × stratum × method.
+
+    A lesion's detection is averaged over seeds (0..1); sensitivity = mean over the stratum's test
+    lesions, FNR = 1 - sensitivity, with a percentile bootstrap 95 % CI resampling images (the
+    lesions of one image stay together). Relative FNR reduction vs ``reference`` =
+    (FNR_ref - FNR) / FNR_ref. Specificity = mean pixel specificity of the stratum's images.
+    Strata as in Table 1 (exact attributes on procedural data); every dataset also gets "all".
+
+    Args:
+        rule: "detected" (best component IoU >= evaluate.detection_iou, primary) or "any_overlap".
+    """
+    from benchmark.stats.significance import bootstrap_ci
+
+    display_names = display_names or {}
+    rows = []
+    lesions = lesions.assign(hit=lesions[rule].astype(str).str.lower().eq("true").astype(float))
+    for dataset, frame in lesions.groupby("dataset", sort=False):
+        attributes = prepared[dataset].attributes.assign(id=lambda a: a["id"].astype(str)).set_index("id")
+        strata = {"all": pd.Series(True, index=attributes.index)}
+        strata.update({name: mask.set_axis(attributes.index) for name, mask in _stratum_masks(attributes.reset_index(), prepared[dataset].manifest["modality"]).items()})
+        averaged = frame.groupby(["method", "image_id", "lesion"], sort=False)["hit"].mean().reset_index()
+        specificity = per_image[per_image["dataset"] == dataset].groupby(["method", "image_id"])["specificity"].mean()
+        for stratum, mask in strata.items():
+            members = set(mask[mask].index)
+            fnr_reference = None
+            block = []
+            for method, group in averaged.groupby("method", sort=False):
+                group = group[group["image_id"].isin(members)]
+                if not len(group):
+                    continue
+                sensitivity, low, high = bootstrap_ci(group["hit"].to_numpy(), groups=group["image_id"].to_numpy(), n_resamples=n_resamples, seed=seed)
+                spec = specificity.loc[method].reindex(sorted(members & set(specificity.loc[method].index))).mean()
+                block.append({"dataset": dataset, "stratum": stratum, "method": method, "lesions": len(group),
+                              "images": group["image_id"].nunique(), "sensitivity": sensitivity, "sens_low": low, "sens_high": high,
+                              "fnr": 1 - sensitivity, "fnr_low": 1 - high, "fnr_high": 1 - low, "specificity": spec})  # fmt: skip
+                if method == reference:
+                    fnr_reference = 1 - sensitivity
+            for row in block:
+                row["relative_fnr_reduction"] = (fnr_reference - row["fnr"]) / fnr_reference if fnr_reference else float("nan")
+                row["method"] = display_names.get(row["method"], row["method"])
+            rows += block
+    return pd.DataFrame(rows)
+
+
+def format_lesion_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Percent strings for rendering :func:`lesion_detection_table`."""
+    pct = lambda v: "–" if v != v else f"{100 * v:.1f}"  # noqa: E731
+    return pd.DataFrame({
+        "dataset": table["dataset"], "stratum": table["stratum"], "method": table["method"],
+        "n lesions (images)": [f"{n} ({m})" for n, m in zip(table["lesions"], table["images"])],
+        "sensitivity (%)": table["sensitivity"].map(pct),
+        "FNR (%) [95 % CI]": [f"{pct(f)} [{pct(lo)}, {pct(hi)}]" for f, lo, hi in zip(table["fnr"], table["fnr_low"], table["fnr_high"])],
+        "rel. FNR reduction vs U-Net (%)": table["relative_fnr_reduction"].map(pct),
+        "specificity (%)": table["specificity"].map(pct),
+    })  # fmt: skip
+
+
+def _read_optional(path: Path) -> dict | None:
+    return read_json(path) if path.is_file() else None
+
+
+def efficiency_table(results_dir: str | Path, models_dir: str | Path, datasets: list[str], runs: list[str],
+                     display_names: dict[str, str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Table 4: training time, hardware and inference speed, every figure from a run's own files.
+
+    Per dataset × run: training seconds per seed (mean ± std over seeds, ``models/.../seed_k/run.json``)
+    and that run's hardware; inference samples/s on the test split as the evaluate stage measured
+    it (``results/.../inference.json``, mean over seeds; the method's own batching); from
+    ``results/benchmarks/methods_<dataset>.json`` when the benchmark script has run: batch-1
+    samples/s and training s/epoch. DiffAug's generation rows: the autoencoder, generator and
+    validator training seconds (``results/<dataset>/{autoencoder,generator,validator}``), the
+    generate + validate loop's samples/s (``synthesize/summary.json``), and the benchmark scripts'
+    figures (``results/benchmarks/{generation,validator}_<dataset>.json``) with the hardware they recorded.
+    Cells without a source file read "not measured".
+    """
+    results_dir, models_dir = Path(results_dir), Path(models_dir)
+    display_names = display_names or {}
+    missing = "not measured"
+    rows = []
+    for dataset in datasets:
+        bench = _read_optional(results_dir / "benchmarks" / f"methods_{dataset}.json") or {"methods": {}}
+        for run in runs:
+            records = [read_json(path) for path in sorted((models_dir / dataset / run).glob("seed_*/run.json"))]
+            seconds = [record["train_seconds"] for record in records]
+            mean, std = mean_std(seconds) if seconds else (float("nan"), float("nan"))
+            hardware = sorted({record.get("environment", {}).get("hardware", "not recorded") for record in records})
+            inference = _read_optional(results_dir / dataset / run / "inference.json")
+            method = run.partition("+")[0]
+            measured = bench["methods"].get(method, {}) if "+" not in run else {}
+            rows.append({
+                "dataset": dataset, "method": display_names.get(run, run),
+                "training s / seed": f"{mean:.0f} ± {std:.0f}" if seconds else missing,
+                "training s / epoch (benchmark)": f"{measured['train_seconds_per_epoch']:.1f}" if measured else missing,
+                "hardware": "; ".join(hardware) if hardware else missing,
+                "inference samples/s (test split)": f"{np.mean(list(inference['test_images_per_second'].values())):.1f}" if inference else missing,
+                "samples/s at batch 1 (benchmark)": f"{measured['batch1_samples_per_second']:.1f}" if measured else missing,
+            })  # fmt: skip
+        summary = _read_optional(results_dir / dataset / "synthesize" / "summary.json")
+        generation = _read_optional(results_dir / "benchmarks" / f"generation_{dataset}.json")
+        validator = _read_optional(results_dir / "benchmarks" / f"validator_{dataset}.json")
+        parts = {name: _read_optional(results_dir / dataset / name / file) for name, file in
+                 (("autoencoder", "reconstruction.json"), ("generator", "train.json"), ("validator", "metrics.json"))}  # fmt: skip
+        train_seconds = [part["train_seconds"] for part in parts.values() if part]
+        rows.append({
+            "dataset": dataset, "method": "DiffAug generation (autoencoder + generator + validator; offline)",
+            "training s / seed": f"{sum(train_seconds):.0f}" if train_seconds else missing,
+            "training s / epoch (benchmark)": "–",
+            "hardware": generation["environment"]["hardware"] + " (benchmark)" if generation else "not recorded by these stages",
+            "inference samples/s (test split)": (f"{summary['n_generated'] / (summary['generate_s'] + summary['validate_s']):.2f} generated + validated"
+                                                 if summary else missing),
+            "samples/s at batch 1 (benchmark)": f"{generation['samples_per_second']:.2f} (batch {generation['batch_size']})" if generation else missing,
+        })  # fmt: skip
+        if validator:
+            rows.append({
+                "dataset": dataset, "method": "DiffAug validator: single-step vs 10-step DDIM (benchmark)",
+                "training s / seed": f"{parts['validator']['train_seconds']:.0f}" if parts["validator"] else missing,
+                "training s / epoch (benchmark)": "–", "hardware": validator["environment"]["hardware"],
+                "inference samples/s (test split)": f"{validator['single_step_samples_per_second']:.1f} vs "
+                                                     f"{validator['iterative_samples_per_second'].get('10', float('nan')):.1f}",
+                "samples/s at batch 1 (benchmark)": missing,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def quality_table(summaries: dict[str, dict]) -> pd.DataFrame:
+    """Table 5 from ``results/<dataset>/quality/summary.json``: accepted vs rejected generations.
+
+    One row per dataset × metric, columns "accepted" and "rejected" (strings with their interval),
+    plus the n and the feature source of each metric.
+    """
+    rows = []
+    for dataset, summary in summaries.items():
+        if not summary.get("computed", True):
+            rows.append({"dataset": dataset, "metric": "all", "accepted": "not computed", "rejected": "not computed", "n per set": "–",
+                         "features / basis": summary["reason"]})  # fmt: skip
+            continue
+        sets = summary["sets"]
+        n = summary["n_per_set"]
+        cell = {
+            "FID ↓": lambda s: f"{s['fid']:.3g} [{s['fid_ci_low']:.3g}, {s['fid_ci_high']:.3g}]",
+            "KID ↓": lambda s: f"{s['kid_mean']:.3g} ± {s['kid_std']:.3g}",
+            "LPIPS to nearest real ↓": lambda s: f"{s['lpips_mean']:.3f} ± {s['lpips_std']:.3f}",
+            "validator IoU": lambda s: f"{s['iou_mean']:.2f} ± {s['iou_std']:.2f}",
+            "share of generations": lambda s: f"{100 * s['share']:.1f} % ({s['n_available']})",
+        }
+        sources = {"FID ↓": summary["fid_kid_features"], "KID ↓": summary["fid_kid_features"],
+                   "LPIPS to nearest real ↓": summary["lpips_features"],
+                   "validator IoU": f"all generations (θ = {summary['theta']})", "share of generations": f"{summary['n_generated']} generated"}  # fmt: skip
+        for metric, render in cell.items():
+            rows.append({"dataset": dataset, "metric": metric, "accepted": render(sets["accepted"]), "rejected": render(sets["rejected"]),
+                         "n per set": n if metric in ("FID ↓", "KID ↓", "LPIPS to nearest real ↓") else "–", "features / basis": sources[metric]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def theta_sweep_table(summaries: dict[str, dict]) -> pd.DataFrame:
+    """Acceptance rate and mean IoU of the accepted at each θ of ``quality.thetas`` (long format)."""
+    rows = []
+    for dataset, summary in summaries.items():
+        for entry in summary["theta_sweep"]:
+            rows.append({"dataset": dataset, "θ": entry["theta"], "acceptance rate (%)": round(100 * entry["acceptance_rate"], 1),
+                         "accepted": entry["n_accepted"], "mean IoU of accepted": round(entry["mean_iou_accepted"], 3)})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -3,7 +3,8 @@
     python -m benchmark.stages.evaluate --dataset synth_polyp --method unet [--params params.yaml]
 
 Writes ``results/<dataset>/<method>/per_image.csv`` (long format: one row per seed and test
-image) and ``metrics.json`` (per-seed means, mean ± std over seeds; a DVC metrics file).
+image), ``lesions.csv`` (one row per seed and ground-truth lesion: lesion-level detection for
+Table 3) and ``metrics.json`` (per-seed means, mean ± std over seeds; a DVC metrics file).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main() -> None:
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
     from benchmark.methods import get_method
-    from benchmark.metrics.evaluate import score_images
+    from benchmark.metrics.evaluate import score_images_and_lesions
     from benchmark.stats.summary import metrics_summary
     from benchmark.utils.io import atomic_path, read_json, write_json
 
@@ -35,7 +36,7 @@ def main() -> None:
 
     method_cls = get_method(parse_run(args.method)[0])
     models = Path("models") / args.dataset / args.method
-    tables, timings = [], {}
+    tables, lesion_tables, timings = [], [], {}
     for index in range(train_params.n_seeds):
         seed_dir = models / f"seed_{index}"
         if not (seed_dir / "run.json").is_file():
@@ -44,16 +45,24 @@ def main() -> None:
         started = time.perf_counter()
         probabilities = method.predict(test.images)
         timings[f"seed_{index}"] = len(test) / (time.perf_counter() - started)
-        table = score_images(probabilities, list(test.ids), native, params.threshold)
-        table.insert(0, "seed", read_json(seed_dir / "run.json")["seed"])
-        table.insert(0, "seed_index", index)
+        table, lesions = score_images_and_lesions(probabilities, list(test.ids), native, params.threshold,
+                                                  min_lesion_fraction=params.min_lesion_fraction, detection_iou=params.detection_iou)  # fmt: skip
+        for frame in (table, lesions):
+            frame.insert(0, "seed", read_json(seed_dir / "run.json")["seed"])
+            frame.insert(0, "seed_index", index)
         tables.append(table)
+        lesion_tables.append(lesions)
     per_image = pd.concat(tables, ignore_index=True)
     per_image.insert(0, "method", args.method)
     per_image.insert(0, "dataset", args.dataset)
     out = Path("results") / args.dataset / args.method
     with atomic_path(out / "per_image.csv", suffix=".csv") as tmp:
         per_image.to_csv(tmp, index=False, float_format="%.6f")
+    lesions = pd.concat(lesion_tables, ignore_index=True)
+    lesions.insert(0, "method", args.method)
+    lesions.insert(0, "dataset", args.dataset)
+    with atomic_path(out / "lesions.csv", suffix=".csv") as tmp:
+        lesions.to_csv(tmp, index=False, float_format="%.6f")
     summary = metrics_summary(per_image)
     write_json(out / "metrics.json", summary)
     write_json(out / "inference.json", {"test_images_per_second": timings, "threshold": params.threshold})

@@ -87,14 +87,14 @@ def main() -> None:
     from benchmark.data.prepared import PreparedDataset
     from benchmark.generators.loop import accepted_subset
     from benchmark.methods import get_method
-    from benchmark.methods.runs import parse_run
+    from benchmark.methods.runs import parse_run, run_config
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("train", args.params)
     common.set_threads(params.threads)
     name, data = parse_run(args.method)
     method_cls = get_method(name)
-    config = params.config_of(name)
+    config = run_config(params.config_of(name), data)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     extra = None
     if data == "diffaug":
