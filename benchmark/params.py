@@ -119,11 +119,15 @@ class EvaluateParams:
             this share of the image (DATASETS.md, "Lesion-level strata").
         detection_iou: a lesion is detected when its best-overlapping predicted component has
             IoU >= this (0.5, the primary rule; any overlap is recorded as well).
+        inference_steps: sampling-step counts among which every iterative method's inference is
+            chosen per seed on the validation split (latent segmenters also try the single-step
+            estimate); empty = each method's configured default.
     """
 
     threshold: float = 0.5
     min_lesion_fraction: float = 0.0005
     detection_iou: float = 0.5
+    inference_steps: tuple[int, ...] = (1, 5, 10, 20)
 
     def __post_init__(self):
         if not 0 < self.threshold < 1:
@@ -132,6 +136,8 @@ class EvaluateParams:
             raise ValueError(f"min_lesion_fraction must be in [0, 1), got {self.min_lesion_fraction}")
         if not 0 < self.detection_iou <= 1:
             raise ValueError(f"detection_iou must be in (0, 1], got {self.detection_iou}")
+        if any(n < 1 for n in self.inference_steps):
+            raise ValueError(f"inference_steps must be positive step counts, got {self.inference_steps}")
 
 
 @dataclasses.dataclass(frozen=True)

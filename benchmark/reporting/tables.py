@@ -381,3 +381,20 @@ def theta_sweep_table(summaries: dict[str, dict]) -> pd.DataFrame:
             rows.append({"dataset": dataset, "θ": entry["theta"], "acceptance rate (%)": round(100 * entry["acceptance_rate"], 1),
                          "accepted": entry["n_accepted"], "mean IoU of accepted": round(entry["mean_iou_accepted"], 3)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def inference_selection_table(results_dir: str | Path, datasets: list[str], runs: list[str], display_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """The inference setting each seed used on the test split, chosen on validation
+    (``results/<dataset>/<run>/inference.json``, key ``selection``), with the validation Dice of every variant."""
+    display_names = display_names or {}
+    rows = []
+    for dataset in datasets:
+        for run in runs:
+            payload = read_json(Path(results_dir) / dataset / run / "inference.json")
+            for seed, entry in payload.get("selection", {}).items():
+                if len(entry["val_dice"]) < 2:
+                    continue  # nothing to choose
+                scores = ", ".join(f"{label}: {100 * value:.1f}" for label, value in entry["val_dice"].items())
+                rows.append({"dataset": dataset, "method": display_names.get(run, run), "seed": seed, "selected": entry["selected"],
+                             "validation Dice (%) per variant": scores})  # fmt: skip
+    return pd.DataFrame(rows)

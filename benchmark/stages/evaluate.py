@@ -22,7 +22,8 @@ def main() -> None:
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
     from benchmark.methods import get_method
-    from benchmark.metrics.evaluate import score_images_and_lesions
+    from benchmark.metrics.evaluate import score_images, score_images_and_lesions
+    from benchmark.metrics.selection import inference_variants, select_on_validation
     from benchmark.stats.summary import metrics_summary
     from benchmark.utils.io import atomic_path, read_json, write_json
 
@@ -30,20 +31,27 @@ def main() -> None:
     train_params = load_section("train", args.params)
     common.set_threads(train_params.threads)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
-    test = dataset.subset("test")
+    test, val = dataset.subset("test"), dataset.subset("val")
     native = dataset.native_masks(list(test.ids))
+    native_val = dataset.native_masks(list(val.ids))
     from benchmark.methods.runs import parse_run
 
     method_cls = get_method(parse_run(args.method)[0])
     models = Path("models") / args.dataset / args.method
-    tables, lesion_tables, timings = [], [], {}
+    tables, lesion_tables, timings, selection = [], [], {}, {}
     for index in range(train_params.n_seeds):
         seed_dir = models / f"seed_{index}"
         if not (seed_dir / "run.json").is_file():
             raise FileNotFoundError(f"{seed_dir}/run.json is missing; run `dvc repro train@{args.dataset}-{args.method}` first")
         method = method_cls.load(seed_dir / "model")
+        # the inference setting (sampling steps of iterative methods) is chosen on the validation
+        # split, per seed, by the same rule for every method (benchmark/metrics/selection.py)
+        variants = inference_variants(method, params.inference_steps)
+        chosen, val_scores = select_on_validation(
+            variants, lambda predict: score_images(predict(val.images), list(val.ids), native_val, params.threshold)["dice"].mean())
+        selection[f"seed_{index}"] = {"selected": chosen, "val_dice": val_scores}
         started = time.perf_counter()
-        probabilities = method.predict(test.images)
+        probabilities = variants[chosen](test.images)
         timings[f"seed_{index}"] = len(test) / (time.perf_counter() - started)
         table, lesions = score_images_and_lesions(probabilities, list(test.ids), native, params.threshold,
                                                   min_lesion_fraction=params.min_lesion_fraction, detection_iou=params.detection_iou)  # fmt: skip
@@ -65,7 +73,7 @@ def main() -> None:
         lesions.to_csv(tmp, index=False, float_format="%.6f")
     summary = metrics_summary(per_image)
     write_json(out / "metrics.json", summary)
-    write_json(out / "inference.json", {"test_images_per_second": timings, "threshold": params.threshold})
+    write_json(out / "inference.json", {"test_images_per_second": timings, "threshold": params.threshold, "selection": selection})
     print(f"{args.dataset}/{args.method}: Dice {summary['mean']['dice']:.4f} ± {summary['std']['dice']:.4f} over {summary['n_seeds']} seeds")
 
 
