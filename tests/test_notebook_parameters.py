@@ -34,3 +34,16 @@ def test_unknown_and_mistyped_parameters_are_rejected():
     with pytest.raises(ParamsError, match="'gallery_samples' must be an integer"):
         validate({"gallery_samples": "six"}, "table1_datasets")
     assert validate({"datasets": ["synth_polyp"]}, "table1_datasets").datasets == ("synth_polyp",)
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMETERS))
+def test_no_number_literals_outside_the_parameters_cell(name):
+    """Every figure in a rendered table comes from results files through tested code: a notebook's
+    code cells (other than the parameters cell) hold no numeric literal that could end up in a table."""
+    notebook = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    for cell in code[1:]:
+        source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith("%"))
+        literals = [node.value for node in ast.walk(ast.parse(source))
+                    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, complex)) and not isinstance(node.value, bool)]  # fmt: skip
+        assert not literals, f"notebooks/{name}.ipynb: numeric literal(s) {literals} in a code cell; move them to params or tested code"
