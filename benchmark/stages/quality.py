@@ -9,7 +9,8 @@ file): per set (accepted, rejected) FID at one n (mean and 95 % range over rando
 subsets drawn without replacement), KID mean ± std over subsets, the
 LPIPS distance to the nearest real lesion image (mean ± std), validator IoU (mean ± std) and the
 acceptance rate, all at one equal n, with the feature source named; plus the acceptance sweep
-over ``quality.thetas`` (rate and mean IoU of the accepted at each θ, from the recorded IoUs).
+over ``quality.thetas`` (rate and mean IoU of the accepted at each θ, from the recorded IoUs),
+also as ``theta_sweep.csv`` (a DVC plots file: ``dvc plots show``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main() -> None:
     from benchmark.data.prepared import PreparedDataset
     from benchmark.quality import features as domain
     from benchmark.quality import fidelity
-    from benchmark.utils.io import write_json
+    from benchmark.utils.io import atomic_path, write_json
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("quality", args.params)
@@ -77,6 +78,9 @@ def main() -> None:
     # equal n for every set, at most half the smallest pool so that random subsets differ
     n = min(params.max_images, len(accepted) // 2, len(rejected) // 2, len(real) // 2)
     out = Path("results") / args.dataset / "quality" / "summary.json"
+    sweep = pd.DataFrame(theta_sweep(table["iou"].to_numpy(), params.thetas))
+    with atomic_path(out.with_name("theta_sweep.csv"), suffix=".csv") as tmp:  # `dvc plots show`: acceptance vs θ
+        sweep.to_csv(tmp, index=False, float_format="%.6f")
     base = {"dataset": args.dataset, "n_generated": int(len(table)), "n_real_lesion_images": int(len(real)), "theta": synthesize.theta,
             "acceptance_rate": float(table["accepted"].mean()) if len(table) else float("nan"),
             "theta_sweep": theta_sweep(table["iou"].to_numpy(), params.thetas)}  # fmt: skip
