@@ -91,20 +91,18 @@ def nearest_domain_distance(extractor, generated: np.ndarray, reference: np.ndar
     import torch.nn.functional as F
 
     def flat_levels(images):
-        out = None
-        for start in range(0, len(images), batch_size):
-            levels = extractor.levels(to_tensor(images[start : start + batch_size]))
-            flat = [F.normalize(level, dim=1, eps=1e-10).flatten(1).double() for level in levels]
-            out = flat if out is None else [torch.cat([a, b]) for a, b in zip(out, flat)]
-        return out
+        """Per level: unit-normalised maps of every image flattened to (N, C·H·W), and H·W."""
+        batches = [extractor.levels(to_tensor(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
+        positions = [level.shape[2] * level.shape[3] for level in batches[0]]
+        flat = [torch.cat([F.normalize(batch[k], dim=1, eps=1e-10).flatten(1).double() for batch in batches]) for k in range(len(positions))]
+        return flat, positions
 
-    gen, ref = flat_levels(generated), flat_levels(reference)
+    (gen, positions), (ref, _) = flat_levels(generated), flat_levels(reference)
     distance = torch.zeros(len(generated), len(reference), dtype=torch.float64)
-    for a, b, level in zip(gen, ref, extractor.levels(to_tensor(reference[:1]))):
-        positions = level.shape[2] * level.shape[3]
+    for a, b, n in zip(gen, ref, positions):
         squared = (a * a).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2 * a @ b.T
-        distance += squared.clamp_min(0) / positions
-    return (distance / len(gen)).min(dim=1).values.numpy()  # len(gen) = number of levels
+        distance += squared.clamp_min(0) / n
+    return (distance / len(positions)).min(dim=1).values.numpy()
 
 
 def lpips_weights_available() -> bool:

@@ -74,10 +74,15 @@ def dataset_table(prepared: dict[str, PreparedDataset]) -> pd.DataFrame:
 
 def load_per_image(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
     """Concatenate ``results/<dataset>/<method>/per_image.csv`` for the given names."""
+    return _load_results_csv(results_dir, datasets, methods, "per_image.csv")
+
+
+def _load_results_csv(results_dir: str | Path, datasets: list[str], methods: list[str], filename: str) -> pd.DataFrame:
+    """Concatenate ``results/<dataset>/<method>/<filename>`` (written by the evaluate stage)."""
     frames = []
     for dataset in datasets:
         for method in methods:
-            path = Path(results_dir) / dataset / method / "per_image.csv"
+            path = Path(results_dir) / dataset / method / filename
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing; run `dvc repro evaluate@{dataset}-{method}`")
             frames.append(pd.read_csv(path, dtype={"image_id": str}))
@@ -168,14 +173,7 @@ def text_check_table(summaries: dict[str, dict]) -> pd.DataFrame:
 
 def load_lesions(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
     """Concatenate ``results/<dataset>/<method>/lesions.csv`` (one row per seed × lesion)."""
-    frames = []
-    for dataset in datasets:
-        for method in methods:
-            path = Path(results_dir) / dataset / method / "lesions.csv"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing; run `dvc repro evaluate@{dataset}-{method}`")
-            frames.append(pd.read_csv(path, dtype={"image_id": str}))
-    return pd.concat(frames, ignore_index=True)
+    return _load_results_csv(results_dir, datasets, methods, "lesions.csv")
 
 
 def significance_table(per_image: pd.DataFrame, groups: dict[str, dict[str, str]] | None = None, *, metric: str = "dice",
