@@ -86,6 +86,9 @@ class TrainParams:
         n_seeds: independent runs per dataset and method (seeds hashed from ``base_seed``).
         base_seed: base of every training seed.
         threads: torch CPU threads per process.
+        synthetic_budget: training length of runs with synthetic data: "equal_steps" (as many
+            optimizer steps as the same method on the real split: the augmentation axis compares
+            data at equal compute) or "equal_epochs" (the method's epochs over real + synthetic).
         method_configs: one section per method, e.g. ``train.unet``; parsed with the method's
             ``Config``. Methods without a section use their defaults.
     """
@@ -94,6 +97,7 @@ class TrainParams:
     n_seeds: int = 3
     base_seed: int = 2024
     threads: int = 2
+    synthetic_budget: Literal["equal_steps", "equal_epochs"] = "equal_steps"
     method_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -150,7 +154,8 @@ class ReportParams:
         timeout_s: per-cell execution timeout.
     """
 
-    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "table3_lesions", "table4_efficiency", "table5_quality", "generator")
+    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "table3_lesions", "table4_efficiency", "table5_quality",
+                                  "table6_ablation", "table7_volume", "generator")
     html: bool = True
     timeout_s: int = 600
 
@@ -181,7 +186,8 @@ class GeneratorParams:
         backend: a key of ``benchmark.generators.GENERATORS``: "latent" (small latent diffusion
             model trained here) or "sdxl_inpainting" (SDXL-inpainting + LoRA from a local folder).
         seed: seeds training, prompt paraphrases and placements (hashed with the dataset name).
-        prompt_variant: "diverse" (attribute-based paraphrases) or "basic" (one fixed prompt).
+        prompt_variant: "diverse" (attribute-based paraphrases), "basic" (one fixed prompt) or "none"
+            (empty prompt: no text guidance).
         steps: DDIM steps at sampling (paper: 50).
         guidance_scale: classifier-free guidance scale s of eq. 8 (paper: 7.5).
         latent: settings of the "latent" backend.
@@ -191,7 +197,7 @@ class GeneratorParams:
 
     backend: Literal["latent", "sdxl_inpainting"] = "latent"
     seed: int = 0
-    prompt_variant: Literal["diverse", "basic"] = "diverse"
+    prompt_variant: Literal["diverse", "basic", "none"] = "diverse"
     steps: int = 20
     guidance_scale: float = 3.0
     latent: LatentGeneratorConfig = LatentGeneratorConfig()
@@ -310,6 +316,42 @@ class QualityParams:
             raise ValueError(f"thetas must be in [0, 1), got {self.thetas}")
 
 
+@dataclasses.dataclass(frozen=True)
+class AblationParams:
+    """``ablation``: the studies run on some datasets only (stages ``ablation_generator``,
+    ``ablation_synthesize``, ``ablation_train``, ``ablation_evaluate``; paper: CVC-ClinicDB).
+
+    Attributes:
+        datasets: keys of ``prepare.datasets``; on these the main synthesize stage generates up to
+            ``max(synthesize.volumes)`` (Table 7) and every run of ``runs`` trains.
+        synthetic_sets: ablation synthetic sets (keys of ``benchmark.methods.runs.SYNTHETIC_SETS``:
+            "notext", a generator trained and sampled without text; "basic", with the basic prompt).
+        runs: runs (``<method>+<data>``, see ``benchmark.methods.runs``) trained on these datasets
+            besides ``train.methods``: the augmentation × architecture matrix, Table 6, Table 7
+            and the θ sweep's downstream Dice.
+    """
+
+    datasets: tuple[str, ...] = ()
+    synthetic_sets: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        from benchmark.methods.runs import SYNTHETIC_SETS, parse_run, parse_synthetic
+
+        for name in self.synthetic_sets:
+            if name not in SYNTHETIC_SETS:
+                raise ValueError(f"synthetic_sets lists {name!r}; known: {', '.join(SYNTHETIC_SETS)}")
+        for run in self.runs:
+            try:
+                spec = parse_synthetic(parse_run(run)[1])
+            except KeyError as error:
+                raise ValueError(f"runs lists {run!r}: {error.args[0]}") from None
+            if spec is not None and spec.set != "main" and spec.set not in self.synthetic_sets:
+                raise ValueError(f"runs lists {run!r}, which needs the synthetic set {spec.set!r}; add it to ablation.synthetic_sets")
+        if len(set(self.runs)) != len(self.runs):
+            raise ValueError(f"runs lists a run twice: {sorted(r for r in self.runs if self.runs.count(r) > 1)}")
+
+
 def _parse_train(mapping: Any, source: str) -> TrainParams:
     from benchmark.methods import METHODS, get_method
 
@@ -345,6 +387,7 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "validator": _simple(ValidatorParams, "validator"),
     "synthesize": _simple(SynthesizeParams, "synthesize"),
     "quality": _simple(QualityParams, "quality"),
+    "ablation": _simple(AblationParams, "ablation"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
     "report": _simple(ReportParams, "report"),
 }
@@ -353,7 +396,26 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
 def check_params(path: str = "params.yaml") -> dict[str, Any]:
     """Parse every section of ``path``; raises :class:`ParamsError` on the first problem."""
     read_yaml(path)
-    return {section: load_section(section, path) for section in SECTIONS}
+    sections = {section: load_section(section, path) for section in SECTIONS}
+    check_consistency(sections, path)
+    return sections
+
+
+def check_consistency(sections: dict[str, Any], source: str = "params.yaml") -> None:
+    """Rules across sections: ablation datasets are prepared, its runs are not also in train.methods
+    (both stages would write ``models/<dataset>/<run>``).
+
+    Raises:
+        ParamsError: naming both keys and the fix.
+    """
+    ablation, prepare, train = sections["ablation"], sections["prepare"], sections["train"]
+    missing = [name for name in ablation.datasets if name not in prepare.datasets]
+    if missing:
+        raise ParamsError(f"{source}: ablation.datasets lists {missing}, not in prepare.datasets ({', '.join(prepare.datasets)}); "
+                          f"add them there or remove them from ablation.datasets")  # fmt: skip
+    both = sorted(set(ablation.runs) & set(train.methods))
+    if both:
+        raise ParamsError(f"{source}: {both} are listed in both train.methods and ablation.runs; keep each run in one list")
 
 
 if __name__ == "__main__":

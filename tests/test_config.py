@@ -67,7 +67,7 @@ def test_committed_params_are_valid():
 
     sections = check_params("params.yaml")
     assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "validator", "synthesize", "quality", "train",
-                             "evaluate", "report"}
+                             "ablation", "evaluate", "report"}
     assert sections["train"].n_seeds >= 3
 
 

@@ -200,15 +200,17 @@ def test_classifier_free_guidance_arithmetic(problem, trained):
         u = problem["uncond_embedding"].mean()
         expected = scheduler.step((u + scale * (c - u)).expand_as(start), scheduler.timesteps[0], start).prev_sample
         assert torch.allclose(out, expected, atol=1e-6)
-    # with the real network, scale 1 equals the conditional prediction alone
+    # with the real network, scale 1 is the conditional prediction alone, in ONE pass of batch B;
+    # it equals two-branch guidance whose unconditional branch is the conditional one
     denoiser = trained[0]
-
-    def conditional_only(inputs, t, encoder_hidden_states):
-        half = inputs.shape[0] // 2
-        cond = denoiser(inputs[half:], t[half:], encoder_hidden_states=encoder_hidden_states[half:]).sample
-        return type("Out", (), {"sample": torch.cat([torch.zeros_like(cond), cond])})()
-
-    guided = _sample(denoiser, problem, 2, guidance_scale=1.0)
-    wrapper = _Counting(denoiser)
-    wrapper.forward = conditional_only
-    assert torch.allclose(guided, _sample(wrapper, problem, 2, guidance_scale=1.0), atol=1e-4)
+    counting = _Counting(denoiser)
+    guided = _sample(counting, problem, 2, guidance_scale=1.0)
+    assert counting.batches == [3] * 4
+    same = _sample(denoiser, problem, 2, guidance_scale=3.0, uncond_embeddings=problem["text_embeddings"][:3])
+    assert torch.allclose(guided, same, atol=1e-4)
+    # scale 0 is the unconditional prediction alone, also one pass
+    counting = _Counting(denoiser)
+    unconditional = _sample(counting, problem, 2, guidance_scale=0.0)
+    assert counting.batches == [3] * 4
+    same = _sample(denoiser, problem, 2, guidance_scale=3.0, text_embeddings=problem["uncond_embedding"].expand(3, -1, -1))
+    assert torch.allclose(unconditional, same, atol=1e-4)

@@ -34,10 +34,17 @@ def shrink(params: dict) -> dict:
     params["generator"]["latent"].update(max_length=16, batch_size=8)
     params["generator"]["latent"]["denoiser"].update(block_out_channels=[8, 16], steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2)
     params["generator_check"].update(n_pairs=4, gallery_backgrounds=1, gallery_seeds=1)
-    params["synthesize"].update(volumes=[0.5], volume=0.5, n_variants=2, batch_size=8)
+    params["synthesize"].update(volumes=[0.5, 1.0], volume=0.5, n_variants=2, batch_size=8, top_up_rounds=2)
+    params["quality"].update(thetas=[0.5, 0.7])
     # every registered method is covered by the contract tests; the smoke run keeps one of each
     # family (supervised, pixel mask diffusion, latent) plus the augmentation axis
+    params["train"]["threads"] = 1  # CI runs two test workers on two cores
     params["train"]["methods"] = ["unet", "medsegdiff_v1", "diffaug", "unet+diffaug"]
+    # the studies on one dataset: Table 6 (every row), Table 7 (two volumes), the θ sweep (two θ)
+    # and the U-Net's augmentation axis
+    params["ablation"].update(datasets=["synth_polyp"], synthetic_sets=["notext", "basic"],
+                              runs=["unet+noaug", "unet+diffaug_v100", "unet+diffaug_t50", "diffaug+diffaug_notext", "diffaug+diffaug_unvalidated",
+                                    "diffaug+diffaug_basic", "diffaug+real"])  # fmt: skip
     params["train"]["unet"].update(channels=[8, 16, 32], num_res_units=1, epochs=2, batch_size=8)
     params["train"]["medsegdiff_v1"].update(condition_channels=[8, 16], denoiser_channels=[8, 16], image_size=32, epochs=2, batch_size=8,
                                             inference_steps=2, ensemble_size=2, validation_steps=1)  # fmt: skip
@@ -73,7 +80,7 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def test_reports_hold_filled_tables(workspace):
-    for name in ("table1_datasets", "table2_segmentation", "table3_lesions", "generator"):
+    for name in ("table1_datasets", "table2_segmentation", "table3_lesions", "table5_quality", "table6_ablation", "table7_volume", "generator"):
         assert (workspace / "reports" / f"{name}.ipynb").is_file()
         html = (workspace / "reports" / f"{name}.html").read_text()
         assert "Traceback" not in html and "Error" not in html.split("<body")[-1][:200]
@@ -81,6 +88,16 @@ def test_reports_hold_filled_tables(workspace):
     assert "U-Net" in table2 and "±" in table2 and "p (Holm)" in table2 and "MedSegDiff-V1 (re-implementation)" in table2
     table3 = (workspace / "reports" / "table3_lesions.html").read_text()
     assert "FNR (%)" in table3 and "early glaucoma" in table3 and "flat" in table3
+    assert "Augmentation × architecture" in table2 and "DiffAug − standard (pp)" in table2
+    table6 = (workspace / "reports" / "table6_ablation.html").read_text()
+    for row in ("DiffAug (full)", "w/o text guidance", "w/o validation loop", "w/o diverse prompts", "w/o latent estimation", "w/o synthetic data"):
+        assert row in table6
+    table7 = (workspace / "reports" / "table7_volume.html").read_text()
+    assert "DiffAug + 0.5× synthetic" in table7 and "DiffAug + 1× synthetic" in table7 and "image/png" in table7
+    assert "Downstream Dice at each θ" in (workspace / "reports" / "table5_quality.html").read_text()
+    volume = pd.read_csv(workspace / "reports" / "plots" / "dice_vs_volume.csv")
+    assert volume["volume"].tolist() == [0.0, 0.0, 0.5, 1.0] and volume["dice"].between(0, 1).all()
+    assert pd.read_csv(workspace / "reports" / "plots" / "dice_vs_theta.csv")["theta"].tolist() == [0.5, 0.7]
     table1 = (workspace / "reports" / "table1_datasets.html").read_text()
     assert "synth_polyp" in table1 and "synth_fundus" in table1 and "image/png" in table1
 

@@ -48,8 +48,8 @@ class InpaintingExamples:
         check_images("images", self.images)
         check_images("normal_images", self.normal_images, like=self.images)
         check_masks("masks", self.masks, like=self.images)
-        if len(self.prompts) != len(self.images) or not all(isinstance(p, str) and p for p in self.prompts):
-            raise ValueError(f"prompts must be {len(self.images)} non-empty strings, got {len(self.prompts)}")
+        if len(self.prompts) != len(self.images) or not all(isinstance(p, str) for p in self.prompts):
+            raise ValueError(f"prompts must be {len(self.images)} strings (empty = no text), got {len(self.prompts)}")
         if not isinstance(self.negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
         if len(self.images) == 0:

@@ -96,7 +96,8 @@ def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: 
         dataset: a prepared dataset.
         n_variants: jobs per background (paper: 5–10).
         seed: base seed of donors, placements, prompts and sampling seeds.
-        variant: prompt variant, "diverse" or "basic".
+        variant: prompt variant, "diverse", "basic" or "none" (donors, placements and sampling seeds
+            do not depend on it).
         part: split whose images serve as backgrounds (never "test").
         donor_part: split whose lesions serve as donor masks (never "test").
         background_ids: restrict to these ids (in this order).
@@ -149,6 +150,7 @@ def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: 
         else:
             allowed, options = polyp_allowed_region(background, own_target), {}
         rng = numpy_rng(seed, "jobs", key)
+        prompt_rng = numpy_rng(seed, "prompts", key)  # apart: every prompt variant gets the same donors, placements and seeds
         candidates = [d for d, source in enumerate(donor_ids) if source != key] or list(range(len(donors)))
         for k in range(n_variants):
             d = int(candidates[int(rng.integers(len(candidates)))])
@@ -157,7 +159,7 @@ def draw_jobs(dataset: PreparedDataset, *, n_variants: int, seed: int, variant: 
                 continue
             label = union_label(own_target, placement.mask)
             stated_from = _placed_attributes(modality, attributes.loc[donor_ids[d]], placement, label, own_classes)
-            prompt, stated = prompt_and_attributes(modality, stated_from, variant=variant, rng=rng)
+            prompt, stated = prompt_and_attributes(modality, stated_from, variant=variant, rng=prompt_rng)
             rows.append({"background_id": key, "variant": k, "donor_id": donor_ids[d], "scale": placement.scale,
                          "angle_deg": placement.angle_deg, "prompt": prompt, "seed": derive_seed(seed, "sample", key, k),
                          "mask_area_px": int(placement.mask.sum()), **{f"prompt_{name}": value for name, value in stated.items()}})  # fmt: skip

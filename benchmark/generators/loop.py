@@ -142,22 +142,26 @@ def iterate_jobs(draw: Callable[[int], Jobs], n_variants: int, batch_size: int, 
         yield Jobs(table.iloc[part].reset_index(drop=True), backgrounds[part], masks[part], labels[part])
 
 
-def accepted_subset(directory, volume: float, n_real: int, *, strict: bool = True):
+def accepted_subset(directory, volume: float, n_real: int, *, strict: bool = True, theta: float | None = None,
+                    validated: bool = True):  # fmt: skip
     """The first ``round(volume · n_real)`` accepted samples (in generation order) of a synthetic set.
 
     Args:
         directory: a folder written by the ``synthesize`` stage (``samples.npz``, ``manifest.csv``).
         volume: synthetic volume as a multiple of the real training set (0 gives an empty set).
         n_real: real training images.
+        strict: raise on a shortfall (else warn and return every qualifying sample).
+        theta: re-gate the generated pool: accepted = recorded validator IoU > ``theta``
+            (None: the loop's own decisions, column ``accepted``).
+        validated: False ignores the gate: the first generated samples, accepted or not
+            (the "w/o validation loop" ablation).
 
     Returns:
-        ``SegmentationData`` of the accepted images and their labels (ids ``syn<order>``); sets of
+        ``SegmentationData`` of the chosen images and their labels (ids ``syn<order>``); sets of
         smaller volumes are prefixes of larger ones.
 
-        With ``strict=False`` a shortfall returns every accepted sample (with a warning) instead.
-
     Raises:
-        ValueError: fewer accepted samples than the volume needs (the message says how many exist).
+        ValueError: fewer qualifying samples than the volume needs (the message says how many exist).
     """
     import warnings
 
@@ -166,14 +170,23 @@ def accepted_subset(directory, volume: float, n_real: int, *, strict: bool = Tru
     from benchmark.data.prepared import SegmentationData
 
     directory = Path(directory)
+    if not (directory / "manifest.csv").is_file():
+        raise FileNotFoundError(f"{directory}/manifest.csv is missing; run the synthesize stage that writes {directory} first")
     table = pd.read_csv(directory / "manifest.csv")
     wanted = int(round(volume * n_real))
-    accepted = table[table["accepted"]].sort_values("order")
+    if not validated:
+        accepted = table
+    elif theta is None:
+        accepted = table[table["accepted"]]
+    else:
+        accepted = table[table["iou"] > theta]
+    accepted = accepted.sort_values("order")
+    what = "generated" if not validated else f"accepted (θ = {theta})" if theta is not None else "accepted"
     if wanted > len(accepted) and not strict:
-        warnings.warn(f"{directory}: only {len(accepted)} accepted samples for volume {volume} ({wanted} wanted); using all of them")
+        warnings.warn(f"{directory}: only {len(accepted)} {what} samples for volume {volume} ({wanted} wanted); using all of them")
         wanted = len(accepted)
     if wanted > len(accepted):
-        raise ValueError(f"{directory} holds {len(accepted)} accepted samples, volume {volume} needs {wanted}; "
+        raise ValueError(f"{directory} holds {len(accepted)} {what} samples, volume {volume} needs {wanted}; "
                          f"raise synthesize.volumes' maximum or set synthesize.top_up: true and rerun `dvc repro synthesize`")  # fmt: skip
     rows = accepted["order"].to_numpy()[:wanted]
     with np.load(directory / "samples.npz") as archive:

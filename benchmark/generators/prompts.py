@@ -9,7 +9,8 @@ never mentioned: the prompt states only what is known about the mask's lesion.
 
 ``variant="diverse"`` draws a paraphrase and an optional combination of secondary attributes
 with the given generator; ``variant="basic"`` is one fixed prompt per modality (the paper's
-"w/o diverse prompts" ablation).
+"w/o diverse prompts" ablation); ``variant="none"`` is the empty prompt (a generator trained and
+sampled without text: the "w/o text guidance" ablation).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 MODALITIES = ("polyp", "fundus")
-VARIANTS = ("diverse", "basic")
+VARIANTS = ("diverse", "basic", "none")
 NEGATIVE_PROMPTS: dict[str, str] = {"polyp": "healthy mucosa", "fundus": "normal optic disc"}
 BASIC_PROMPTS: dict[str, str] = {
     "polyp": "a colonoscopy image of a polyp",
@@ -62,7 +63,7 @@ _POLYP_LEADS = ("", "colonoscopy image of {a} ", "endoscopic view of {a} ", "{a}
 _FUNDUS_LEADS = ("", "fundus photograph of an optic disc with ", "retinal fundus image showing ", "colour fundus photo with ")
 
 
-def prompt_for(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic"],
+def prompt_for(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic", "none"],
                rng: np.random.Generator) -> str:  # fmt: skip
     """Text prompt for the lesion of one attribute row.
 
@@ -81,13 +82,15 @@ def prompt_for(modality: str, attributes: Mapping[str, Any], *, variant: Literal
     return prompt_and_attributes(modality, attributes, variant=variant, rng=rng)[0]
 
 
-def prompt_and_attributes(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic"],
+def prompt_and_attributes(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic", "none"],
                           rng: np.random.Generator) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """:func:`prompt_for` and the attributes that this very prompt states (a subset of
-    :func:`prompt_attributes`; empty for "basic"). Same draws, so the texts are equal for equal rng states."""
+    :func:`prompt_attributes`; empty for "basic" and "none"). Same draws, so the texts are equal for equal rng states."""
     _check(modality, variant)
     if variant == "basic":
         return BASIC_PROMPTS[modality], {}
+    if variant == "none":
+        return "", {}
     known = prompt_attributes(modality, attributes)
     compose = _polyp_prompt if modality == "polyp" else _fundus_prompt
     return compose(known, rng)

@@ -86,16 +86,24 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     inside = mask > 0.5
     known = known_latents.float().to(device)
     conditioning = make_inputs(torch.zeros_like(known), mask, masked_image_latents.float().to(device))[:, LATENT_CHANNELS:]  # mask + masked-image channels
-    conditioning = torch.cat([conditioning, conditioning])
-    text = torch.cat([uncond_embeddings.float().expand(batch, -1, -1), text_embeddings.float()]).to(device)
+    # s = 1 is the conditional prediction and s = 0 the unconditional one: one pass of batch B, not 2B
+    branches = 2 if guidance_scale not in (0.0, 1.0) else 1
+    if branches == 2:
+        conditioning = torch.cat([conditioning, conditioning])
+        text = torch.cat([uncond_embeddings.float().expand(batch, -1, -1), text_embeddings.float()]).to(device)
+    else:
+        text = (text_embeddings if guidance_scale == 1.0 else uncond_embeddings.expand(batch, -1, -1)).float().to(device)
     latents = (_randn(shape, generator) * scheduler.init_noise_sigma).to(device)
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
-        model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        model_input = scheduler.scale_model_input(torch.cat([latents] * branches), t)
         inputs = torch.cat([model_input, conditioning], dim=1)
-        prediction = denoiser(inputs, t.expand(2 * batch).to(device), encoder_hidden_states=text).sample.float()
-        uncond, cond = prediction.chunk(2)
-        guided = uncond + guidance_scale * (cond - uncond)
+        prediction = denoiser(inputs, t.expand(branches * batch).to(device), encoder_hidden_states=text).sample.float()
+        if branches == 2:
+            uncond, cond = prediction.chunk(2)
+            guided = uncond + guidance_scale * (cond - uncond)
+        else:
+            guided = prediction
         latents = scheduler.step(guided, t, latents).prev_sample
         if paste_known:
             if i + 1 < len(timesteps):

@@ -187,3 +187,21 @@ def accepted_rejected_gallery(images: np.ndarray, labels: np.ndarray, table: pd.
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def volume_plot(curve: pd.DataFrame, volumes: list[float], title: str = "") -> plt.Figure:
+    """Table 7's curve: Dice (%) with its 95 % CI against synthetic volume; the real-only rows
+    (the first two of ``curve``: no / standard augmentation) as horizontal dashed lines."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.6))
+    synthetic = curve.iloc[len(curve) - len(volumes):]
+    centre = 100 * synthetic["dice"].to_numpy()
+    error = np.vstack([centre - 100 * synthetic["dice_ci_low"].to_numpy(), 100 * synthetic["dice_ci_high"].to_numpy() - centre])
+    axis.errorbar(volumes, centre, yerr=error, marker="o", capsize=3, label="DiffAug synthetic")
+    for (_, row), style in zip(curve.iloc[: len(curve) - len(volumes)].iterrows(), (":", "--")):
+        axis.axhline(100 * row["dice"], linestyle=style, color="grey", label=row["label"])
+    axis.set_xlabel("synthetic volume (× real training images)")
+    axis.set_ylabel("test Dice (%)")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -108,6 +108,44 @@ class Table5Parameters:
 
 
 @dataclasses.dataclass(frozen=True)
+class Table6Parameters:
+    """Parameters of ``notebooks/table6_ablation.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with the evaluate outputs and ``<dataset>/synthesize*/summary.json``.
+        dataset: the ablation dataset; empty = the first of ``ablation.datasets``.
+        segmenter: the segmenter whose ablations are shown (DiffAug's: "diffaug").
+        n_resamples: bootstrap replicates of the CIs of the paired differences.
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    dataset: str = ""
+    segmenter: str = "diffaug"
+    n_resamples: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
+class Table7Parameters:
+    """Parameters of ``notebooks/table7_volume.ipynb``.
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with the evaluate outputs.
+        dataset: the ablation dataset; empty = the first of ``ablation.datasets``.
+        segmenter: the segmenter trained at every volume (its runs must be in ``ablation.runs``).
+        n_resamples: bootstrap replicates of the CIs.
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    dataset: str = ""
+    segmenter: str = "unet"
+    n_resamples: int = 10000
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorParameters:
     """Parameters of ``notebooks/generator.ipynb``.
 
@@ -126,6 +164,7 @@ class GeneratorParameters:
 
 NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters, "table3_lesions": Table3Parameters,
                        "table4_efficiency": Table4Parameters, "table5_quality": Table5Parameters,
+                       "table6_ablation": Table6Parameters, "table7_volume": Table7Parameters,
                        "generator": GeneratorParameters}  # fmt: skip
 
 

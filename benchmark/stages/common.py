@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from typing import Callable
+
+try:  # the process start time, for the profile (imports included)
+    import psutil as _psutil
+
+    _PROCESS_STARTED = _psutil.Process().create_time()
+except Exception:  # noqa: BLE001 - psutil is optional
+    _PROCESS_STARTED = time.time()
 
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -66,11 +74,40 @@ def run(main: Callable[[], None]) -> None:
         expected += (PapermillExecutionError,)
     except ImportError:
         pass
+    started = time.perf_counter()
     try:
         main()
     except expected as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    if os.environ.get(PROFILE_ENVIRONMENT):
+        write_profile(os.environ[PROFILE_ENVIRONMENT], time.perf_counter() - started)
+
+
+#: set to a folder to make every stage append its wall time, CPU time and peak memory there
+#: (``benchmarks/profile_repro.py`` does this around a whole ``dvc repro``)
+PROFILE_ENVIRONMENT = "BENCHMARK_PROFILE_DIR"
+
+
+def write_profile(folder: str, main_seconds: float) -> None:
+    """One JSON line per stage process: argv, wall seconds of ``main`` and of the whole process
+    (imports included), user + system CPU seconds (children included) and peak resident memory (MiB)."""
+    import json
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    record = {
+        "argv": sys.argv[1:],
+        "module": sys.modules["__main__"].__spec__.name if getattr(sys.modules["__main__"], "__spec__", None) else sys.argv[0],
+        "main_seconds": round(main_seconds, 3),
+        "process_seconds": round(time.time() - _PROCESS_STARTED, 3),
+        "cpu_seconds": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 3),
+        "peak_rss_mib": round(max(own.ru_maxrss, children.ru_maxrss) / 1024, 1),  # Linux: KiB
+        "finished": time.time(),
+    }
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "stages.jsonl"), "a") as stream:  # one short append per process
+        stream.write(json.dumps(record) + "\n")
 
 
 def is_main_process() -> bool:

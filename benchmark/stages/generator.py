@@ -1,6 +1,7 @@
 """Stage ``generator@<dataset>``: train DiffAug's inpainting generator on one dataset.
 
     python -m benchmark.stages.generator --dataset synth_polyp [--params params.yaml]
+    python -m benchmark.stages.generator --dataset synth_polyp --set notext   # Table 6 ablation
 
 Builds the training pairs of the training split (lesion image, lesion-free twin or the image
 itself, lesion mask, prompt from the attributes in the ``generator.prompt_variant`` wording),
@@ -9,6 +10,11 @@ trains the ``generator.backend`` (resumable) and writes
 - ``models/<dataset>/generator/model/``: the saved generator (with a copy of its autoencoder);
   ``checkpoint.pt``, ``train_log.csv`` and ``run.json`` (seed, time, sizes) beside it;
 - ``results/<dataset>/generator/train.json``: training summary (a DVC metrics file).
+
+``--set`` trains the same recipe (same seed, pairs, steps) with the prompt wording of a Table 6
+ablation set (``benchmark.methods.runs.SYNTHETIC_SETS``; "notext": the empty prompt, "basic": one
+fixed prompt) into ``models/<dataset>/generator_<set>/`` and ``results/<dataset>/generator_<set>/``
+(stage ``ablation_generator@<dataset>-<set>``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,11 @@ def build_generator(params, dataset: str):
 
 
 def main() -> None:
-    args = common.dataset_parser(__doc__).parse_args()
+    from benchmark.methods.runs import SYNTHETIC_SETS
+
+    parser = common.dataset_parser(__doc__)
+    parser.add_argument("--set", choices=sorted(SYNTHETIC_SETS), help="train the generator of a Table 6 ablation set")
+    args = parser.parse_args()
     import pandas as pd
 
     from benchmark.config import load_section, to_mapping
@@ -46,11 +56,16 @@ def main() -> None:
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("generator", args.params)
+    folder = "generator" if not args.set else f"generator_{args.set}"
+    if args.set:
+        import dataclasses
+
+        params = dataclasses.replace(params, prompt_variant=SYNTHETIC_SETS[args.set][0])
     common.set_threads(load_section("train", args.params).threads)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     seed = derive_seed(params.seed, "generator", args.dataset)
     examples = training_examples(dataset, part="train", variant=params.prompt_variant, seed=seed)
-    out = Path("models") / args.dataset / "generator"
+    out = Path("models") / args.dataset / folder
     settings = {key: value for key, value in to_mapping(params).items() if key not in ("steps", "guidance_scale")}  # sampling only
     autoencoder = Path("models") / args.dataset / "autoencoder" / "fingerprint.txt"
     payload = {"settings": settings, "seed": seed, "prompts": list(examples.prompts),
@@ -76,7 +91,7 @@ def main() -> None:
     tail = log.tail(max(1, len(log) // 10))
     summary = {**run, "final_loss": float(tail["loss"].mean()), "first_loss": float(log["loss"].head(max(1, len(log) // 10)).mean()),
                "n_steps": int(len(log)), "n_distinct_prompts": len(set(examples.prompts))}  # fmt: skip
-    write_json(Path("results") / args.dataset / "generator" / "train.json", summary)
+    write_json(Path("results") / args.dataset / folder / "train.json", summary)
     print(f"{args.dataset} generator ({params.backend}): {summary['n_steps']} steps in {run['train_seconds']:.0f} s, "
           f"loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")  # fmt: skip
 

@@ -1,4 +1,5 @@
-"""Stage ``report``: execute the parameterised notebooks into ``reports/`` (``.ipynb`` + ``.html``).
+"""Stage ``report``: execute the parameterised notebooks into ``reports/`` (``.ipynb`` + ``.html``)
+and write the study curves ``reports/plots/dice_vs_volume.csv`` and ``dice_vs_theta.csv`` (``dvc plots show``).
 
     python -m benchmark.stages.report [--params params.yaml] [--only table1_datasets]
 """
@@ -16,6 +17,10 @@ def main() -> None:
     from benchmark.reporting.render import render_notebook
 
     params = load_section("report", args.params)
+    if not args.only:
+        from benchmark.reporting.studies import write_study_plots
+
+        print("plots: " + ", ".join(map(str, write_study_plots("reports/plots", args.params))))
     for name in args.only or params.notebooks:
         paths = render_notebook(name, {"params_path": args.params}, html=params.html, timeout_s=params.timeout_s, progress=not args.no_progress)
         print(f"{name}: " + ", ".join(map(str, paths)))

@@ -1,12 +1,14 @@
 """Stage ``synthesize@<dataset>``: DiffAug's generation–validation loop (paper §3.3).
 
     python -m benchmark.stages.synthesize --dataset synth_polyp [--params params.yaml]
+    python -m benchmark.stages.synthesize --dataset synth_polyp --set notext   # Table 6 ablation set
 
 For every background of the training split (lesion-free twins where the dataset has them, else
 the images, painted outside their lesions), ``synthesize.n_variants`` jobs (donor mask, prompt,
 sampling seed) are generated variant-major by the trained generator and gated by the trained
 validator (IoU between the intended label and the validator's single-step prediction > θ),
-until ``max(synthesize.volumes) × n_train`` samples are accepted. Writes ``data/synthetic/<dataset>/``:
+until ``synthesize.volume × n_train`` samples are accepted (``max(synthesize.volumes) × n_train`` on
+the datasets of ``ablation.datasets``, for Table 7). Writes ``data/synthetic/<dataset>/``:
 
 - ``samples.npz``: every generated sample, accepted or rejected: ``images`` uint8 (G, S, S, 3),
   ``labels`` (intended labels, {0, 1}) and ``masks`` (the inpainted region);
@@ -17,6 +19,12 @@ until ``max(synthesize.volumes) × n_train`` samples are accepted. Writes ``data
 
 Training sets of volume v are the first round(v · n_train) accepted samples
 (:func:`benchmark.generators.loop.accepted_subset`), so smaller volumes are prefixes of larger ones.
+
+``--set`` makes a Table 6 ablation set with the generator of another prompt wording
+(``models/<dataset>/generator_<set>``; "notext": the empty prompt and no classifier-free
+guidance; "basic": the fixed basic prompt), same jobs, seeds, gate and θ, until
+``synthesize.volume × n_train`` are accepted, into ``data/synthetic/<dataset>-<set>/`` and
+``results/<dataset>/synthesize_<set>/summary.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +38,11 @@ from benchmark.stages import common
 
 
 def main() -> None:
-    args = common.dataset_parser(__doc__).parse_args()
+    from benchmark.methods.runs import SYNTHETIC_SETS
+
+    parser = common.dataset_parser(__doc__)
+    parser.add_argument("--set", choices=sorted(SYNTHETIC_SETS), help="make a Table 6 ablation set instead of the main one")
+    args = parser.parse_args()
     import numpy as np
 
     from benchmark.config import load_section
@@ -46,24 +58,32 @@ def main() -> None:
 
     params = load_section("synthesize", args.params)
     generator_params = load_section("generator", args.params)
+    ablation = load_section("ablation", args.params)
+    generator_folder, guidance_scale, variant = "generator", generator_params.guidance_scale, generator_params.prompt_variant
+    if args.set:
+        variant = SYNTHETIC_SETS[args.set][0]
+        generator_folder = f"generator_{args.set}"
+        guidance_scale = 1.0 if variant == "none" else guidance_scale  # no text: the conditional branch alone
     common.set_threads(load_section("train", args.params).threads)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     negative = NEGATIVE_PROMPTS[modality_of(dataset)]
     n_train = len(dataset.subset("train"))
-    target = math.ceil(max(params.volumes) * n_train)
-    for stage, folder in (("generator", "generator"), ("validator", "validator")):
+    largest = max(params.volumes) if args.dataset in ablation.datasets and not args.set else params.volume
+    target = math.ceil(largest * n_train)
+    generator_stage = f"ablation_generator@{args.dataset}-{args.set}" if args.set else f"generator@{args.dataset}"
+    for stage, folder in ((generator_stage, generator_folder), (f"validator@{args.dataset}", "validator")):
         if not (Path("models") / args.dataset / folder / "model").is_dir():
-            raise FileNotFoundError(f"models/{args.dataset}/{folder}/model is missing; run `dvc repro {stage}@{args.dataset}` first")
-    generator = get_generator(generator_params.backend).load(Path("models") / args.dataset / "generator" / "model")
+            raise FileNotFoundError(f"models/{args.dataset}/{folder}/model is missing; run `dvc repro {stage}` first")
+    generator = get_generator(generator_params.backend).load(Path("models") / args.dataset / generator_folder / "model")
     validator = get_method("diffaug").load(Path("models") / args.dataset / "validator" / "model")
 
     def generate(jobs):
         return generator.generate(jobs.backgrounds, jobs.masks, list(jobs.table["prompt"]), negative_prompt=negative,
-                                  steps=generator_params.steps, guidance_scale=generator_params.guidance_scale,
+                                  steps=generator_params.steps, guidance_scale=guidance_scale,
                                   seeds=[int(s) for s in jobs.table["seed"]])  # fmt: skip
 
     seed = derive_seed(params.seed, "synthesize", args.dataset)
-    draw = functools.partial(draw_jobs, dataset, seed=seed, variant=generator_params.prompt_variant, part="train")
+    draw = functools.partial(draw_jobs, dataset, seed=seed, variant=variant, part="train")
     batches = iterate_jobs(draw, params.n_variants, params.batch_size, top_up_rounds=params.top_up_rounds if params.top_up else 0)
     started = time.perf_counter()
     table, images, labels, masks, timings = run_loop(generate, functools.partial(predict_latent_masks, validator), batches, target=target,
@@ -78,15 +98,16 @@ def main() -> None:
         "accepted_per_volume": {str(v): min(int(round(v * n_train)), int(accepted.sum())) for v in params.volumes},
         "target_reached": bool(accepted.sum() >= target), "seconds": elapsed, **timings,
         "validated_images_per_hour": 3600 * len(table) / elapsed, "accepted_images_per_hour": 3600 * float(accepted.sum()) / elapsed,
-        "generator": {"backend": generator_params.backend, "steps": generator_params.steps, "guidance_scale": generator_params.guidance_scale,
-                      "prompt_variant": generator_params.prompt_variant},
+        "set": args.set or "main",
+        "generator": {"backend": generator_params.backend, "steps": generator_params.steps, "guidance_scale": guidance_scale,
+                      "prompt_variant": variant, "model": f"models/{args.dataset}/{generator_folder}"},
     }  # fmt: skip
-    out = Path("data/synthetic") / args.dataset
+    out = Path("data/synthetic") / args.dataset if not args.set else Path("data/synthetic") / f"{args.dataset}-{args.set}"
     with atomic_dir(out) as tmp:
         np.savez_compressed(tmp / "samples.npz", images=images, labels=labels, masks=masks)
         table.to_csv(tmp / "manifest.csv", index=False, float_format="%.6f")
         write_json(tmp / "manifest.json", summary)
-    write_json(Path("results") / args.dataset / "synthesize" / "summary.json", summary)
+    write_json(Path("results") / args.dataset / ("synthesize" if not args.set else f"synthesize_{args.set}") / "summary.json", summary)
     print(f"{args.dataset}: {summary['n_accepted']}/{summary['n_generated']} accepted at θ = {params.theta} "
           f"({summary['acceptance_rate']:.2f}); target {target} {'reached' if summary['target_reached'] else 'NOT reached'}")  # fmt: skip
 

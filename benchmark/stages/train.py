@@ -4,7 +4,11 @@
     python -m benchmark.stages.train --dataset synth_polyp --method unet+diffaug
 
 A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the
-first ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>``.
+first ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>``
+(modifiers pick another volume, θ, no gate, or an ablation set). With ``train.synthetic_budget``
+"equal_steps" such a run trains for the optimizer steps of the method's real-only run
+(``budget_epochs``); ``run.json`` records the epochs and steps taken.
+Stage ``ablation_train@<dataset>-<run>`` is this same command for the runs of ``ablation.runs``.
 
 Writes ``models/<dataset>/<method>/seed_<k>/`` holding ``model/`` (the selected checkpoint),
 ``checkpoint.pt`` (resumable state), ``train_log.csv``, ``run.json`` (seed, time, provenance).
@@ -14,6 +18,7 @@ skipped; a seed interrupted midway resumes from its checkpoint; a stale folder i
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -75,6 +80,8 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
         "n_train_real": n_real,
         "n_train_synthetic": len(train) - n_real,
         "n_val": len(val),
+        "epochs": getattr(config, "epochs", None),
+        "optimizer_steps": getattr(config, "epochs", 0) * -(-len(train) // getattr(config, "batch_size", 1)),
         "environment": environment_record(),
     }
     write_json(record_path, record)
@@ -87,7 +94,7 @@ def main() -> None:
     from benchmark.data.prepared import PreparedDataset
     from benchmark.generators.loop import accepted_subset
     from benchmark.methods import get_method
-    from benchmark.methods.runs import parse_run, run_config
+    from benchmark.methods.runs import budget_epochs, parse_run, parse_synthetic, run_config
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("train", args.params)
@@ -97,14 +104,19 @@ def main() -> None:
     config = run_config(params.config_of(name), data)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     extra = None
-    if data == "diffaug":
+    spec = parse_synthetic(data)
+    if spec is not None:
         synthesize = load_section("synthesize", args.params)
-        folder = Path("data/synthetic") / args.dataset
+        folder = Path(spec.folder(args.dataset))
         if not (folder / "manifest.csv").is_file():
-            raise FileNotFoundError(f"{folder}/manifest.csv is missing; run `dvc repro synthesize@{args.dataset}` first")
+            stage = f"synthesize@{args.dataset}" if spec.set == "main" else f"ablation_synthesize@{args.dataset}-{spec.set}"
+            raise FileNotFoundError(f"{folder}/manifest.csv is missing; run `dvc repro {stage}` first")
         # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
         # (run.json records n_train_synthetic)
-        extra = accepted_subset(folder, synthesize.volume, len(dataset.subset("train")), strict=False)
+        volume = spec.volume if spec.volume is not None else synthesize.volume
+        extra = accepted_subset(folder, volume, len(dataset.subset("train")), strict=False, theta=spec.theta, validated=spec.validated)
+        n_real = len(dataset.subset("train"))
+        config = dataclasses.replace(config, epochs=budget_epochs(config.epochs, n_real, n_real + len(extra), params.synthetic_budget))
     autoencoder = autoencoder_key = None
     if getattr(method_cls, "needs_autoencoder", False):
         from benchmark.stages.validator import load_autoencoder

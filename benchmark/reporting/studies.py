@@ -1,0 +1,294 @@
+"""The studies around Table 2: the augmentation × architecture matrix, Table 6 (ablations),
+Table 7 (synthetic volume) and the θ sweep's downstream Dice.
+
+Every function reads the evaluate stage's files (``results/<dataset>/<run>/per_image.csv``,
+``lesions.csv``, ``inference.json``, which carries each seed's training data sizes and budget);
+nothing is typed in. Comparisons are paired per test image (seed-averaged per-image Dice, the
+unit of Table 2's tests): two-sided Wilcoxon signed-rank, percentile bootstrap 95 % CI of the mean
+difference (clustered by ``groups``, e.g. video sequences), Holm over the rows of one table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.methods.runs import SYNTHETIC_SETS  # noqa: F401 - the notebooks name the sets through this module
+from benchmark.reporting.tables import load_lesions, load_per_image, seed_averaged_per_image
+from benchmark.stats.significance import bootstrap_ci, holm, paired_wilcoxon
+from benchmark.stats.summary import mean_std, per_seed_means
+from benchmark.utils.io import read_json
+
+
+def run_summary(results_dir: str | Path, dataset: str, run: str) -> dict:
+    """Mean ± std over seeds of Dice and IoU, lesion-level FNR (all lesions, seeds pooled) and the
+    training data sizes of one run (fractions; ``n_synthetic``: mean over seeds)."""
+    per_image = load_per_image(results_dir, [dataset], [run])
+    seeds = per_seed_means(per_image, ("dice", "iou"))
+    lesions = load_lesions(results_dir, [dataset], [run])
+    records = list(read_json(Path(results_dir) / dataset / run / "inference.json").get("training", {}).values())
+    if not records:
+        raise FileNotFoundError(f"{results_dir}/{dataset}/{run}/inference.json has no 'training' record; rerun its evaluate stage")
+    dice, dice_std = mean_std(seeds["dice"])
+    iou, iou_std = mean_std(seeds["iou"])
+    return {
+        "run": run, "dice": dice, "dice_std": dice_std, "iou": iou, "iou_std": iou_std, "n_seeds": len(seeds),
+        "lesion_fnr": float(1 - lesions["detected"].mean()) if len(lesions) else float("nan"), "n_lesions": int(len(lesions)),
+        "n_real": int(records[0]["n_train_real"]), "n_synthetic": float(np.mean([r["n_train_synthetic"] for r in records])),
+        "optimizer_steps": records[0].get("optimizer_steps"), "epochs": records[0].get("epochs"),
+    }  # fmt: skip
+
+
+def paired_comparisons(results_dir: str | Path, dataset: str, pairs: list[tuple[str, str]], *, groups: dict[str, str] | None = None,
+                       metric: str = "dice", n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """``run`` − ``reference`` for each pair, per test image (seed-averaged), Holm over the pairs.
+
+    Returns:
+        One row per pair: ``run``, ``reference``, ``mean_difference``, ``ci_low``, ``ci_high``
+        (fractions), ``n_images``, ``p_value`` (Wilcoxon), ``p_holm``.
+    """
+    runs = sorted({name for pair in pairs for name in pair})
+    scores = seed_averaged_per_image(load_per_image(results_dir, [dataset], runs), metric)
+    wide = scores.pivot(index="image_id", columns="method", values=metric)
+    rows = []
+    for index, (run, reference) in enumerate(pairs):
+        both = wide[[run, reference]].dropna()
+        difference = (both[run] - both[reference]).to_numpy()
+        cluster = None if groups is None else np.array([groups.get(str(key), str(key)) for key in both.index])
+        mean, low, high = bootstrap_ci(difference, groups=cluster, n_resamples=n_resamples, seed=seed + index)
+        rows.append({"run": run, "reference": reference, "mean_difference": mean, "ci_low": low, "ci_high": high,
+                     "n_images": len(both), "p_value": paired_wilcoxon(both[run].to_numpy(), both[reference].to_numpy())[1]})  # fmt: skip
+    table = pd.DataFrame(rows, columns=["run", "reference", "mean_difference", "ci_low", "ci_high", "n_images", "p_value"])
+    table["p_holm"] = holm(table["p_value"].to_numpy()) if len(table) else []
+    return table
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _difference_columns(comparison: pd.Series | None) -> dict[str, str]:
+    if comparison is None:
+        return {"Δ Dice (pp)": "", "95 % CI (pp)": "", "p (Holm)": ""}
+    return {"Δ Dice (pp)": f"{100 * comparison['mean_difference']:+.1f}",
+            "95 % CI (pp)": f"[{100 * comparison['ci_low']:+.1f}, {100 * comparison['ci_high']:+.1f}]",
+            "p (Holm)": f"{comparison['p_holm']:.2g}"}  # fmt: skip
+
+
+def augmentation_matrix(results_dir: str | Path, dataset: str, axes: dict[str, dict[str, str]],
+                        display_names: dict[str, str], *, groups: dict[str, str] | None = None, n_resamples: int = 10_000) -> pd.DataFrame:  # fmt: skip
+    """The augmentation × architecture matrix: Dice (mean ± std over seeds) of each segmenter
+    with no / standard / DiffAug training data, and DiffAug − standard per test image.
+
+    Args:
+        axes: segmenter -> {"none": run, "standard": run, "DiffAug": run}
+            (:func:`benchmark.methods.runs.augmentation_runs`).
+        display_names: segmenter -> row label.
+    """
+    pairs = [(levels["DiffAug"], levels["standard"]) for levels in axes.values()]
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples).set_index("run")
+    rows = []
+    for method, levels in axes.items():
+        row = {"segmenter": display_names.get(method, method)}
+        for level, run in levels.items():
+            summary = run_summary(results_dir, dataset, run)
+            row[f"{level} Dice (%)"] = _pm(summary["dice"], summary["dice_std"])
+        row.update({key.replace("Δ Dice", "DiffAug − standard"): value for key, value in _difference_columns(tests.loc[levels["DiffAug"]]).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], *, full: str,
+                   iterative_label: str | None = None, groups: dict[str, str] | None = None, n_resamples: int = 10_000) -> pd.DataFrame:  # fmt: skip
+    """Table 6: each configuration's Dice, IoU (mean ± std over seeds), lesion-level FNR, the
+    segmenter's test inference speed, the synthetic pairs it trained with, and the paired
+    difference to the full configuration.
+
+    Args:
+        rows: label -> run (the first is the full configuration, ``full``).
+        iterative_label: label of the "w/o latent estimation" row: the full run's own weights at
+            N-step DDIM (``inference.json["iterative"]``, written by the evaluate stage); per-seed
+            values only, so no per-image test.
+    """
+    pairs = [(run, full) for run in rows.values() if run != full]
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples).set_index("run")
+    table = []
+    for label, run in rows.items():
+        summary = run_summary(results_dir, dataset, run)
+        speed = read_json(Path(results_dir) / dataset / run / "inference.json")["test_images_per_second"]
+        table.append({"configuration": label, "Dice (%)": _pm(summary["dice"], summary["dice_std"]), "IoU (%)": _pm(summary["iou"], summary["iou_std"]),
+                      "lesion FNR (%)": f"{100 * summary['lesion_fnr']:.1f}", "inference (images/s)": f"{np.mean(list(speed.values())):.1f}",
+                      "synthetic pairs": f"{summary['n_synthetic']:.0f}", **_difference_columns(tests.loc[run] if run != full else None)})  # fmt: skip
+        if label == next(iter(rows)) and iterative_label:
+            record = read_json(Path(results_dir) / dataset / full / "inference.json").get("iterative")
+            if not record:
+                raise FileNotFoundError(f"{results_dir}/{dataset}/{full}/inference.json has no 'iterative' entry; rerun `dvc repro` for evaluate of {full}")
+            seeds = pd.DataFrame(record.values())
+            table.append({"configuration": f"{iterative_label} ({seeds['variant'].iloc[0]}, same weights)",
+                          "Dice (%)": _pm(*mean_std(seeds["dice"])), "IoU (%)": _pm(*mean_std(seeds["iou"])),
+                          "lesion FNR (%)": f"{100 * seeds['lesion_fnr'].mean():.1f}",
+                          "inference (images/s)": f"{seeds['test_images_per_second'].mean():.1f}",
+                          "synthetic pairs": f"{summary['n_synthetic']:.0f}",
+                          "Δ Dice (pp)": f"{100 * (seeds['dice'].mean() - summary['dice']):+.1f}", "95 % CI (pp)": "per-seed only", "p (Holm)": ""})  # fmt: skip
+    return pd.DataFrame(table)
+
+
+def volume_curve(results_dir: str | Path, dataset: str, runs: dict[str, str], *, reference: str,
+                 groups: dict[str, str] | None = None, n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Table 7 (and the θ sweep's downstream Dice): one row per run in ``runs`` (label -> run).
+
+    Columns: ``label``, ``run``, ``n_real``, ``n_synthetic`` (mean over seeds), ``optimizer_steps``,
+    ``dice`` / ``iou`` (mean over seeds) with ``dice_std`` / ``iou_std``, ``dice_ci_low`` /
+    ``dice_ci_high`` (bootstrap CI of the mean seed-averaged per-image Dice), the same for IoU,
+    and the paired difference to ``reference`` (``delta``, ``delta_ci_low/high``, ``p_holm``).
+    Fractions throughout.
+    """
+    pairs = [(run, reference) for run in runs.values() if run != reference]
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, seed=seed).set_index("run")
+    per_image = load_per_image(results_dir, [dataset], list(runs.values()))
+    rows = []
+    for index, (label, run) in enumerate(runs.items()):
+        summary = run_summary(results_dir, dataset, run)
+        row = {"label": label, **{key: summary[key] for key in ("run", "n_real", "n_synthetic", "optimizer_steps", "dice", "dice_std", "iou", "iou_std")}}
+        for metric in ("dice", "iou"):
+            values = seed_averaged_per_image(per_image[per_image["method"] == run], metric)
+            cluster = None if groups is None else np.array([groups.get(str(key), str(key)) for key in values["image_id"]])
+            _, low, high = bootstrap_ci(values[metric].to_numpy(), groups=cluster, n_resamples=n_resamples, seed=seed + index)
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
+        if run in tests.index:
+            test = tests.loc[run]
+            row.update({"delta": test["mean_difference"], "delta_ci_low": test["ci_low"], "delta_ci_high": test["ci_high"], "p_holm": test["p_holm"]})
+        else:
+            row.update({"delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan, "p_holm": np.nan})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_volume_table(curve: pd.DataFrame, reference_label: str) -> pd.DataFrame:
+    """Percent strings of :func:`volume_curve` for rendering."""
+    return pd.DataFrame({
+        "training configuration": curve["label"],
+        "real images": curve["n_real"],
+        "synthetic images": curve["n_synthetic"].map(lambda v: f"{v:.0f}"),
+        "optimizer steps": curve["optimizer_steps"],
+        "Dice (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["dice"], curve["dice_std"], curve["dice_ci_low"], curve["dice_ci_high"])],
+        "IoU (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["iou"], curve["iou_std"], curve["iou_ci_low"], curve["iou_ci_high"])],
+        f"Δ Dice vs {reference_label} (pp)": ["" if np.isnan(lo) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                                              for d, lo, hi in zip(curve["delta"], curve["delta_ci_low"], curve["delta_ci_high"])],
+        "p (Holm)": ["" if np.isnan(p) else f"{p:.2g}" for p in curve["p_holm"]],
+    })  # fmt: skip
+
+
+def check_runs_exist(runs, available, where: str) -> None:
+    """Fail with the fix when a study needs a run that the params do not train."""
+    missing = [run for run in runs if run not in available]
+    if missing:
+        raise ValueError(f"{where} needs the runs {missing}, which neither train.methods nor ablation.runs lists; add them to ablation.runs")
+
+
+def table6_rows(segmenter: str = "diffaug") -> dict[str, str]:
+    """Table 6's configurations (label -> run) of DiffAug's segmenter; "w/o latent estimation"
+    is the full run at N-step DDIM (see :func:`ablation_table`)."""
+    from benchmark.methods.runs import _with_data
+
+    return {"DiffAug (full)": segmenter, "w/o text guidance": f"{segmenter}+diffaug_notext",
+            "w/o validation loop": f"{segmenter}+diffaug_unvalidated", "w/o diverse prompts": f"{segmenter}+diffaug_basic",
+            "w/o synthetic data": _with_data(segmenter, "real")}  # fmt: skip
+
+
+def table7_runs(segmenter: str, augmentation: str, volumes, default_volume: float) -> dict[str, str]:
+    """Table 7's rows (label -> run): no augmentation, standard augmentation only, then DiffAug at
+    each volume (× the real training set), in that order."""
+    from benchmark.methods.runs import augmentation_runs, volume_run
+
+    axis = augmentation_runs(segmenter, augmentation)
+    rows = {"no augmentation": axis["none"], "standard augmentation only": axis["standard"]}
+    for volume in sorted(volumes):
+        rows[f"DiffAug + {volume:g}× synthetic"] = volume_run(segmenter, volume, default_volume)
+    return rows
+
+
+def theta_runs(segmenter: str, thetas, default_theta: float) -> dict[str, str]:
+    """The θ sweep's downstream runs (label -> run), one per θ."""
+    from benchmark.methods.runs import theta_run
+
+    return {f"θ = {theta:g}": theta_run(segmenter, theta, default_theta) for theta in sorted(thetas)}
+
+
+def study_plots(params_path: str | Path = "params.yaml", results_dir: str | Path = "results", *, n_resamples: int = 2000) -> dict[str, pd.DataFrame]:
+    """The curves ``dvc plots show`` draws, per ablation dataset: ``volume_<dataset>`` (Dice against
+    synthetic volume, Table 7) and ``theta_<dataset>`` (acceptance rate and downstream Dice against θ).
+    Studies whose runs are not in the params are left out."""
+    from benchmark.params import check_params
+
+    sections = check_params(str(params_path))
+    train, ablation, synthesize = sections["train"], sections["ablation"], sections["synthesize"]
+    quality = sections["quality"]
+    available = set(train.methods) | set(ablation.runs)
+    segmenter = "unet"
+    augmentation = train.config_of(segmenter).augmentation
+    curves = {}
+    for dataset in ablation.datasets:
+        volume_rows = table7_runs(segmenter, augmentation, synthesize.volumes, synthesize.volume)
+        if all(run in available for run in volume_rows.values()):
+            curve = volume_curve(results_dir, dataset, volume_rows, reference=volume_rows["standard augmentation only"], n_resamples=n_resamples)
+            curve["volume"] = [0.0, 0.0, *sorted(synthesize.volumes)]
+            curves[f"volume_{dataset}"] = curve[["label", "volume", "n_synthetic", "dice", "dice_ci_low", "dice_ci_high", "iou"]]
+        theta_rows = theta_runs(segmenter, quality.thetas, synthesize.theta)
+        if all(run in available for run in theta_rows.values()):
+            curve = volume_curve(results_dir, dataset, theta_rows, reference=theta_runs(segmenter, [synthesize.theta], synthesize.theta)[f"θ = {synthesize.theta:g}"],
+                                 n_resamples=n_resamples)  # fmt: skip
+            curve["theta"] = sorted(quality.thetas)
+            sweep = read_json(Path(results_dir) / dataset / "quality" / "summary.json").get("theta_sweep", [])
+            rates = {round(row["theta"], 6): row["acceptance_rate"] for row in sweep}
+            curve["acceptance_rate"] = [rates.get(round(theta, 6), np.nan) for theta in curve["theta"]]
+            curves[f"theta_{dataset}"] = curve[["label", "theta", "acceptance_rate", "n_synthetic", "dice", "dice_ci_low", "dice_ci_high"]]
+    return curves
+
+
+def write_study_plots(out_dir: str | Path, params_path: str | Path = "params.yaml", results_dir: str | Path = "results") -> list[Path]:
+    """``<out_dir>/dice_vs_volume.csv`` and ``dice_vs_theta.csv`` (every ablation dataset, a
+    ``dataset`` column; header only when no study ran), written atomically; the files DVC plots."""
+    from benchmark.utils.io import atomic_path
+
+    curves = study_plots(params_path, results_dir)
+    written = []
+    for kind, columns in (("volume", ["dataset", "label", "volume", "n_synthetic", "dice", "dice_ci_low", "dice_ci_high", "iou"]),
+                          ("theta", ["dataset", "label", "theta", "acceptance_rate", "n_synthetic", "dice", "dice_ci_low", "dice_ci_high"])):  # fmt: skip
+        frames = [frame.assign(dataset=name.split("_", 1)[1]) for name, frame in curves.items() if name.startswith(kind + "_")]
+        table = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+        path = Path(out_dir) / f"dice_vs_{kind}.csv"
+        with atomic_path(path, suffix=".csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6f")
+        written.append(path)
+    return written
+
+
+def synthetic_set_table(records: dict[str, dict]) -> pd.DataFrame:
+    """How each synthetic set was made and gated, from the synthesize stages' ``summary.json``
+    (label -> record): generator, prompts, guidance, generated, accepted, acceptance rate, mean IoU."""
+    rows = []
+    for label, record in records.items():
+        generator = record.get("generator", {})
+        rows.append({"set": label, "generator": generator.get("model", ""), "prompts": generator.get("prompt_variant", ""),
+                     "guidance scale": generator.get("guidance_scale", ""), "generated": record["n_generated"], "accepted": record["n_accepted"],
+                     "acceptance rate (%)": f"{100 * record['acceptance_rate']:.1f}",
+                     "mean IoU accepted": "" if record["mean_iou_accepted"] is None else f"{record['mean_iou_accepted']:.3f}",
+                     "mean IoU rejected": "" if record["mean_iou_rejected"] is None else f"{record['mean_iou_rejected']:.3f}",
+                     "target reached": record["target_reached"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def theta_dice_table(curve: pd.DataFrame) -> pd.DataFrame:
+    """Percent strings of the θ sweep's downstream curve (:func:`volume_curve` plus ``acceptance_rate``)."""
+    return pd.DataFrame({
+        "θ": curve["label"],
+        "acceptance rate (%)": [f"{100 * r:.1f}" for r in curve["acceptance_rate"]],
+        "synthetic images used": curve["n_synthetic"].map(lambda v: f"{v:.0f}"),
+        "Dice (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["dice"], curve["dice_std"], curve["dice_ci_low"], curve["dice_ci_high"])],
+        "Δ Dice vs loop θ (pp)": ["" if np.isnan(lo) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                                  for d, lo, hi in zip(curve["delta"], curve["delta_ci_low"], curve["delta_ci_high"])],
+        "p (Holm)": ["" if np.isnan(p) else f"{p:.2g}" for p in curve["p_holm"]],
+    })  # fmt: skip
