@@ -172,7 +172,7 @@ def format_volume_table(curve: pd.DataFrame, reference_label: str) -> pd.DataFra
         "training configuration": curve["label"],
         "real images": curve["n_real"],
         "synthetic images": curve["n_synthetic"].map(lambda v: f"{v:.0f}"),
-        "optimizer steps": curve["optimizer_steps"],
+        "optimizer steps": curve["optimizer_steps"].map(lambda v: "not recorded" if pd.isna(v) else f"{int(v)}"),
         "Dice (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["dice"], curve["dice_std"], curve["dice_ci_low"], curve["dice_ci_high"])],
         "IoU (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["iou"], curve["iou_std"], curve["iou_ci_low"], curve["iou_ci_high"])],
         f"Δ Dice vs {reference_label} (pp)": ["" if np.isnan(lo) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
