@@ -85,7 +85,10 @@ class TrainParams:
             ``benchmark.methods.runs``).
         n_seeds: independent runs per dataset and method (seeds hashed from ``base_seed``).
         base_seed: base of every training seed.
-        threads: torch CPU threads per process.
+        threads: CPU threads the stage may use in all (torch threads per process when it runs alone).
+        workers: processes that train and evaluate seeds in parallel, ``threads // workers`` threads
+            each (two one-thread processes do about twice the work of one two-thread process on
+            this suite's small networks); results do not depend on it.
         synthetic_budget: training length of runs with synthetic data: "equal_steps" (as many
             optimizer steps as the same method on the real split: the augmentation axis compares
             data at equal compute) or "equal_epochs" (the method's epochs over real + synthetic).
@@ -97,6 +100,7 @@ class TrainParams:
     n_seeds: int = 3
     base_seed: int = 2024
     threads: int = 2
+    workers: int = 2
     synthetic_budget: Literal["equal_steps", "equal_epochs"] = "equal_steps"
     method_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -105,6 +109,8 @@ class TrainParams:
             raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
     def config_of(self, method: str) -> Any:
         """The parsed config of ``method`` (defaults when params.yaml has no section)."""
@@ -242,9 +248,16 @@ class ValidatorParams:
 
     Attributes:
         seed: seeds its training (hashed with the dataset name).
+        epochs: its training epochs (null: ``train.diffaug.epochs``); the gate is trained once per
+            dataset, so it may train longer than each of the segmenter's seeds.
     """
 
     seed: int = 0
+    epochs: int | None = None
+
+    def __post_init__(self):
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1 or null, got {self.epochs}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +275,8 @@ class SynthesizeParams:
             (the paper does not regenerate rejected samples: false).
         top_up_rounds: extra variants per background available to top-up.
         batch_size: samples per generator call.
+        workers: processes generating and validating batches in parallel (``train.threads //
+            workers`` threads each); the accepted set does not depend on it.
     """
 
     seed: int = 0
@@ -272,6 +287,7 @@ class SynthesizeParams:
     top_up: bool = False
     top_up_rounds: int = 5
     batch_size: int = 32
+    workers: int = 1
 
     def __post_init__(self):
         if not 0 <= self.theta < 1:
@@ -280,6 +296,8 @@ class SynthesizeParams:
             raise ValueError(f"volumes must be positive multiples of the real training set, got {self.volumes}")
         if not 0 < self.volume <= max(self.volumes):
             raise ValueError(f"volume {self.volume} must be positive and at most max(volumes) = {max(self.volumes)} (only that much is generated)")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.n_variants < 1 or self.batch_size < 1 or self.top_up_rounds < 0:
             raise ValueError(f"need n_variants >= 1, batch_size >= 1, top_up_rounds >= 0; got {self.n_variants}, {self.batch_size}, {self.top_up_rounds}")
 
@@ -318,8 +336,8 @@ class QualityParams:
 
 @dataclasses.dataclass(frozen=True)
 class AblationParams:
-    """``ablation``: the studies run on some datasets only (stages ``ablation_generator``,
-    ``ablation_synthesize``, ``ablation_train``, ``ablation_evaluate``; paper: CVC-ClinicDB).
+    """``ablation``: the studies run on some datasets only (stages ``ablation_generator`` and
+    ``ablation_synthesize``; their runs train in ``train@<dataset>``; paper: CVC-ClinicDB).
 
     Attributes:
         datasets: keys of ``prepare.datasets``; on these the main synthesize stage generates up to
@@ -403,7 +421,7 @@ def check_params(path: str = "params.yaml") -> dict[str, Any]:
 
 def check_consistency(sections: dict[str, Any], source: str = "params.yaml") -> None:
     """Rules across sections: ablation datasets are prepared, its runs are not also in train.methods
-    (both stages would write ``models/<dataset>/<run>``).
+    (a run is listed once; both lists train into ``models/<dataset>/runs/<run>``).
 
     Raises:
         ParamsError: naming both keys and the fix.

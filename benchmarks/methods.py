@@ -18,7 +18,7 @@ Per method, with its ``train.<method>`` config from params.yaml, on the prepared
   count (threshold 0.5 at the training resolution), so speed and accuracy can be traded without
   ever looking at the test split.
 
-Inference uses the trained model of seed 0 when ``models/<dataset>/<method>/seed_0/model`` exists
+Inference uses the trained model of seed 0 when ``models/<dataset>/runs/<method>/seed_0/model`` exists
 (speed does not depend on the weights), else the model fitted for the timing. The hardware,
 thread count and versions are recorded next to the figures; numbers from different machines are
 not comparable. This is a measurement script, not a test.
@@ -68,7 +68,7 @@ def measure(name: str, dataset: str, args, params_path: str) -> dict:
         timed.fit(train, val, seed=0, out_dir=Path(folder), progress=False)
         train_seconds = time.perf_counter() - started
 
-    trained = Path("models") / dataset / name / "seed_0" / "model"
+    trained = Path("models") / dataset / "runs" / name / "seed_0" / "model"
     method = cls.load(trained) if trained.is_dir() else timed
     images = np.concatenate([test.images] * -(-args.images // len(test.images)))[: args.images]
     method.predict(images[:2])  # warm-up

@@ -10,7 +10,9 @@ peak resident memory). This script sets that variable around ``dvc repro``, then
 by stage, prints a table (slowest first) and writes ``results/benchmarks/profile_<label>.json``:
 per stage and per stage family (train, evaluate, ...) plus the totals and the machine. The sum of
 the stage processes' wall times is the pipeline's compute; the whole ``dvc repro`` wall time (DVC's
-own hashing and locking included) is recorded when ``--run`` measured it.
+own hashing and locking included) is recorded when ``--run`` measured it, with the peak of the
+summed resident memory of ``dvc`` and all its descendants (stage processes and their parallel
+workers together), sampled every second.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def stage_name(record: dict) -> str:
     def option(name: str) -> str | None:
         return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
-    dataset, method, subset = option("--dataset"), option("--method"), option("--set")
+    dataset, method, subset = option("--dataset"), option("--method") or option("--runs"), option("--set")
     if method and dataset:
         return f"{module}@{dataset}-{method}"
     if subset and dataset:
@@ -64,6 +66,30 @@ def summarise(records: list[dict]) -> dict:
     return {"stages": stages, "families": families, "totals": totals}
 
 
+def run_sampling_memory(command: list[str], environment: dict) -> tuple[float, float]:
+    """Run ``command``; returns ``(wall seconds, peak MiB of the summed RSS of the process tree)``."""
+    import psutil
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=environment)
+    root, peak = psutil.Process(process.pid), 0.0
+    while process.poll() is None:
+        total = 0
+        try:
+            for member in [root, *root.children(recursive=True)]:
+                try:
+                    total += member.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, total / 2**20)
+        time.sleep(1.0)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return time.perf_counter() - started, peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="store_true", help="run `dvc repro` with profiling on")
@@ -75,14 +101,16 @@ def main() -> None:
     if not args.run and not args.source:
         parser.error("give --run or --from <folder>")
     folder = Path(args.source) if args.source else ROOT / ".profile" / time.strftime("%Y%m%d-%H%M%S")
-    repro_seconds = None
+    repro_seconds = peak_tree = None
     if args.run:
         folder.mkdir(parents=True, exist_ok=True)
         environment = {**os.environ, "BENCHMARK_PROFILE_DIR": str(folder.resolve())}
         command = [str(Path(sys.executable).parent / "dvc"), "repro", *(["--force"] if args.force else []), *args.targets]
-        started = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, env=environment, check=True)
-        repro_seconds = time.perf_counter() - started
+        repro_seconds, peak_tree = run_sampling_memory(command, environment)
+        (folder / "repro.json").write_text(json.dumps({"dvc_repro_seconds": repro_seconds, "peak_tree_rss_mib": peak_tree}) + "\n")
+    elif (folder / "repro.json").is_file():
+        measured = json.loads((folder / "repro.json").read_text())
+        repro_seconds, peak_tree = measured["dvc_repro_seconds"], measured["peak_tree_rss_mib"]
     path = folder / "stages.jsonl"
     if not path.is_file():
         sys.exit(f"error: {path} does not exist; run with --run, or point --from at a folder written by a profiled run")
@@ -90,14 +118,15 @@ def main() -> None:
     summary = summarise(records)
     from benchmark.utils.provenance import environment_record
 
-    summary.update({"dvc_repro_seconds": repro_seconds, "source": str(folder), "environment": environment_record()})
+    summary.update({"dvc_repro_seconds": repro_seconds, "peak_tree_rss_mib": peak_tree, "source": str(folder), "environment": environment_record()})
     print(f"{'stage':58s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s}")
     for name, values in sorted(summary["stages"].items(), key=lambda item: -item[1]["process_seconds"]):
         print(f"{name:58s} {values['process_seconds']:8.1f} {values['cpu_seconds']:8.1f} {values['peak_rss_mib']:9.0f}")
     totals = summary["totals"]
     print(f"\n{totals['stages']} stage processes: {totals['process_seconds'] / 60:.1f} min wall ({totals['import_and_setup_seconds'] / 60:.1f} min "
           f"outside the stages' main), {totals['cpu_seconds'] / 60:.1f} min CPU, peak {totals['peak_rss_mib'] / 1024:.2f} GiB"
-          + (f"; dvc repro {repro_seconds / 60:.1f} min" if repro_seconds else ""))  # fmt: skip
+          + (f"; dvc repro {repro_seconds / 60:.1f} min" if repro_seconds else "")
+          + (f", peak of all processes together {peak_tree / 1024:.2f} GiB" if peak_tree else ""))  # fmt: skip
     out = ROOT / "results" / "benchmarks" / f"profile_{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")

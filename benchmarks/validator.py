@@ -6,7 +6,10 @@
 Same trained network (``models/<dataset>/validator/model``), same images (the validation split,
 repeated to ``--images``), same batch size: samples/s of the single-step mode (eq. 11, one denoiser
 call) and of N-step DDIM from noise for each N; the ratio single/iterative next to N (the paper
-reports 12.5 vs 0.31 samples/s). Also reports the generate + validate loop's throughput from
+reports 12.5 vs 0.31 samples/s). The goal "speedup within 10 % of N" holds when a denoiser call is
+the only cost; the script splits each image's time into a fixed part (encoding the condition,
+decoding the mask) and a per-step part (one denoiser call), fitted from the measured rates
+(t_N = fixed + N · step), so the reason a goal is missed is visible. Also reports the generate + validate loop's throughput from
 ``results/<dataset>/synthesize/summary.json`` when the loop has run.
 """
 
@@ -62,8 +65,15 @@ def main() -> None:
     result = {"dataset": args.dataset, "images": len(images), "batch_size": validator.config.predict_batch_size, "threads": args.threads,
               "single_step_samples_per_second": single, "iterative_samples_per_second": iterative,
               "speedup_single_over_iterative": {n: single / value for n, value in iterative.items()},
+              "speedup_over_steps": {n: single / value / int(n) for n, value in iterative.items()},
+              "goal_speedup_within_10_percent_of_steps": {n: single / value >= 0.9 * int(n) for n, value in iterative.items()},
               "paper": {"single_step_samples_per_second": 12.5, "iterative_samples_per_second": 0.31},
               "cuda": torch.cuda.is_available(), "environment": environment_record()}  # fmt: skip
+    times = {1: 1 / single, **{int(n): 1 / value for n, value in iterative.items()}}  # seconds per image
+    steps = np.array(sorted(times), dtype=float)
+    per_step, fixed = np.polyfit(steps, np.array([times[int(n)] for n in steps]), 1)
+    result["time_per_image_ms"] = {"fixed_encode_and_decode": 1000 * float(fixed), "per_denoiser_step": 1000 * float(per_step),
+                                   "fixed_share_of_single_step": float(fixed / times[1])}  # fmt: skip
     loop = Path("results") / args.dataset / "synthesize" / "summary.json"
     if loop.is_file():
         summary = read_json(loop)

@@ -245,6 +245,37 @@ def test_checkpoint_folder_without_its_weights(saved_unet, tmp_path):
         get_method("unet").load(broken)
 
 
+@pytest.mark.parametrize("method", [
+    pytest.param("unet", marks=pytest.mark.xfail(strict=True, raises=OSError, reason=(
+        "known gap: this truncation makes torch raise OSError (EINVAL), which load_torch_file does not wrap yet; "
+        "the fix in benchmark/utils/io.py changes every model's fingerprint, so it waits for the next retrain"))),
+    "medsegdiff_v1",
+])
+def test_truncated_checkpoint_names_the_file_and_the_fix(method, tmp_path, tiny_splits):
+    """A weights file cut short (disk full, interrupted copy) is named, with the folder to delete."""
+    from benchmark.methods import get_method
+    from benchmark.utils.io import CorruptFileError
+
+    cls = get_method(method)
+    instance = cls(cls.smoke_config())
+    instance.fit(tiny_splits["train"], tiny_splits["val"], seed=1, out_dir=tmp_path / "run", progress=False)
+    instance.save(tmp_path / "model")
+    path = tmp_path / "model" / "model.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFileError, match=r"model\.pt cannot be read .*truncated or not a torch checkpoint; delete its folder"):
+        cls.load(tmp_path / "model")
+
+
+def test_weights_file_that_is_not_a_torch_file(tmp_path):
+    from benchmark.utils.io import CorruptFileError, load_torch_file
+
+    path = tmp_path / "network.pt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(CorruptFileError, match=r"network\.pt cannot be read"):
+        load_torch_file(path)
+
+
 def test_corrupt_results_file_is_named(tmp_path):
     from benchmark.utils.io import read_json
 
@@ -265,7 +296,7 @@ def test_synthetic_set_missing_names_the_stage(tmp_path):
 def test_results_of_a_run_that_was_not_evaluated(tmp_path):
     from benchmark.reporting.tables import load_per_image
 
-    with pytest.raises(FileNotFoundError, match=r"per_image\.csv is missing; run `dvc repro evaluate@synth_polyp-unet`"):
+    with pytest.raises(FileNotFoundError, match=r"per_image\.csv is missing; run `dvc repro train@synth_polyp`"):
         load_per_image(tmp_path, ["synth_polyp"], ["unet"])
 
 

@@ -30,7 +30,7 @@ def test_encoder_modules_follow_the_unet_levels(unet_folder):
     assert [level.shape[-1] for level in levels] == [16, 8, 8]  # strided down blocks, then the bottom block
     (pooled,) = extractor(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
     assert pooled.shape == (2, 16)
-    with pytest.raises(FileNotFoundError, match="dvc repro train@<dataset>-unet"):
+    with pytest.raises(FileNotFoundError, match=r"dvc repro train@<dataset>` \(with unet in train.methods\)"):
         domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path="/nonexistent")
 
 

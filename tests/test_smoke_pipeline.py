@@ -1,8 +1,9 @@
 """End to end: the real DVC pipeline on a shrunken copy of params.yaml, in a temporary repository.
 
-Runs `dvc repro` (procedural data -> prepare -> train 3 seeds -> evaluate -> papermill reports),
-then checks the reports hold filled tables, `dvc metrics show` lists per-seed Dice, a second
-`dvc repro` does nothing, and `dvc exp run -S` changes one key.
+Runs `dvc repro` (procedural data -> prepare -> generation -> train and evaluate 3 seeds ->
+papermill reports), then checks the reports hold filled tables, `dvc metrics show` lists per-seed
+Dice, a second `dvc repro` does nothing, a seed retrained from scratch or killed midway and resumed
+ends with the same per-image metrics, and `dvc exp run -S` changes one key.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +41,8 @@ def shrink(params: dict) -> dict:
     params["quality"].update(thetas=[0.5, 0.7])
     # every registered method is covered by the contract tests; the smoke run keeps one of each
     # family (supervised, pixel mask diffusion, latent) plus the augmentation axis
-    params["train"]["threads"] = 1  # CI runs two test workers on two cores
+    params["train"]["threads"] = 1  # CI runs two test workers on two cores (so one training worker)
+    params["validator"]["epochs"] = 2
     params["train"]["methods"] = ["unet", "medsegdiff_v1", "diffaug", "unet+diffaug"]
     # the studies on one dataset: Table 6 (every row), Table 7 (two volumes), the θ sweep (two θ)
     # and the U-Net's augmentation axis
@@ -104,14 +108,14 @@ def test_reports_hold_filled_tables(workspace):
 
 def test_per_image_results_cover_every_seed_and_test_image(workspace):
     for dataset in ("synth_polyp", "synth_fundus"):
-        per_image = pd.read_csv(workspace / "results" / dataset / "unet" / "per_image.csv", dtype={"image_id": str})
+        per_image = pd.read_csv(workspace / "results" / dataset / "runs" / "unet" / "per_image.csv", dtype={"image_id": str})
         split = json.loads((workspace / "data" / "splits" / f"{dataset}.json").read_text())
         assert per_image["seed_index"].nunique() == 3
         assert sorted(per_image.groupby("seed_index")["image_id"].apply(sorted).iloc[0]) == sorted(split["test"])
         assert per_image["dice"].between(0, 1).all()
         assert not set(split["test"]) & set(split["train"]) and not set(split["test"]) & set(split["val"])
         assert per_image["seed"].nunique() == 3
-        lesions = pd.read_csv(workspace / "results" / dataset / "unet" / "lesions.csv", dtype={"image_id": str})
+        lesions = pd.read_csv(workspace / "results" / dataset / "runs" / "unet" / "lesions.csv", dtype={"image_id": str})
         assert set(lesions["image_id"]) == set(split["test"]) and lesions["seed_index"].nunique() == 3
 
 
@@ -129,11 +133,56 @@ def test_second_repro_is_a_no_op(workspace):
     assert "up to date" in output.lower()
 
 
+def _per_image(workspace: Path, run: str) -> pd.DataFrame:
+    return pd.read_csv(workspace / "results" / "synth_polyp" / "runs" / run / "per_image.csv", dtype={"image_id": str})
+
+
+def test_a_seed_retrained_from_scratch_gives_identical_metrics(workspace):
+    """Determinism on CPU: the same params give the same per-image metrics in two runs."""
+    reference = _per_image(workspace, "unet")
+    shutil.rmtree(workspace / "models" / "synth_polyp" / "runs" / "unet" / "seed_1")
+    output = run([str(BIN / "dvc"), "repro", "train@synth_polyp"], workspace)
+    assert "synth_polyp/unet seed 1: trained" in output and "synth_polyp/unet seed 0: up to date" in output
+    pd.testing.assert_frame_equal(_per_image(workspace, "unet"), reference)
+
+
+def test_training_killed_midway_resumes_to_identical_metrics(workspace):
+    """Kill `dvc repro` while a seed has a checkpoint but no model yet; the rerun resumes it (same metrics)
+    and nothing half-written is ever read as a finished model."""
+    references = {name: _per_image(workspace, name) for name in ("unet", "unet+noaug")}
+    runs_dir = workspace / "models" / "synth_polyp" / "runs"
+    for name in references:
+        for seed_dir in sorted((runs_dir / name).glob("seed_*")):
+            shutil.rmtree(seed_dir)
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    process = subprocess.Popen([str(BIN / "dvc"), "repro", "train@synth_polyp"], cwd=workspace, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    interrupted = None
+    deadline = time.monotonic() + 300
+    while interrupted is None and process.poll() is None and time.monotonic() < deadline:
+        for seed_dir in sorted(runs_dir.glob("*/seed_*")):
+            if (seed_dir / "checkpoint.pt").is_file() and not (seed_dir / "model").exists():
+                interrupted = seed_dir  # trained at least one epoch, not finished
+                break
+        else:
+            time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert interrupted is not None, "the stage finished before it could be killed midway"
+    for seed_dir in runs_dir.glob("*/seed_*"):  # a model folder only ever appears complete
+        if (seed_dir / "model").exists():
+            assert (seed_dir / "model" / "config.json").is_file()
+    output = run([str(BIN / "dvc"), "repro", "train@synth_polyp"], workspace)
+    assert "trained" in output
+    for name, reference in references.items():
+        pd.testing.assert_frame_equal(_per_image(workspace, name), reference)
+
+
 def test_exp_run_set_param(workspace):
     run(["git", "add", "-A"], workspace)
     run(["git", "commit", "-qm", "smoke baseline"], workspace)
     output = run([str(BIN / "dvc"), "exp", "run", "-S", "train.unet.epochs=1"], workspace)
-    assert "Running stage 'train@synth_polyp-unet'" in output
+    assert "Running stage 'train@synth_polyp'" in output
     assert "Running stage 'procedural'" not in output and "Running stage 'prepare@" not in output
     shown = run([str(BIN / "dvc"), "exp", "show", "--json"], workspace)
     assert "train.unet.epochs" in shown or '"epochs": 1' in shown

@@ -16,8 +16,8 @@ IMAGES = [f"i{k}" for k in range(8)]
 
 
 def write_run(root, run, dice_by_seed, *, n_synthetic=0, detected=(1, 0), iterative=None, steps=100):
-    """results/d/<run>/{per_image.csv, lesions.csv, inference.json} from per-seed per-image Dice."""
-    folder = root / "d" / run
+    """results/d/runs/<run>/{per_image.csv, lesions.csv, inference.json} from per-seed per-image Dice."""
+    folder = root / "d" / "runs" / run
     folder.mkdir(parents=True)
     rows, lesions = [], []
     for seed, values in enumerate(dice_by_seed):

@@ -14,8 +14,10 @@ rejected generations. The intended label is the background's own ground truth âˆ
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,9 +54,9 @@ def gate(probabilities: np.ndarray, intended: np.ndarray, theta: float, *, thres
     return iou, iou > theta
 
 
-def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarray], np.ndarray], job_batches: Iterator[Jobs], *,
-             target: int, theta: float, top_up: bool = False, max_jobs: int | None = None,
-             progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
+def run_loop(generate: Callable[[Jobs], np.ndarray] | None, segment: Callable[[np.ndarray], np.ndarray] | None, job_batches: Iterator[Jobs], *,
+             target: int, theta: float, top_up: bool = False, max_jobs: int | None = None, progress: bool = True,
+             submit: Callable[[Jobs], Any] | None = None, lookahead: int = 4) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:  # fmt: skip
     """Generate, validate and collect until ``target`` samples are accepted.
 
     Args:
@@ -70,44 +72,91 @@ def run_loop(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarr
             planned jobs even if fewer than ``target`` were accepted.
         max_jobs: hard cap on generated samples (None = no cap).
         progress: tqdm bar over accepted samples.
+        submit: instead of ``generate`` and ``segment``: jobs -> a future whose result is
+            ``(images, probabilities, generate_seconds, validate_seconds)``, computed elsewhere (e.g.
+            :class:`benchmark.utils.pool.WorkerPool` workers holding the models). Up to
+            ``lookahead`` batches are in flight; results are consumed in batch order and the loop
+            stops at the same batch as the serial loop, so the outcome does not depend on it
+            (batches computed past the stopping point are discarded).
 
     Returns:
         ``(table, images, labels, masks, timings)``: one table row per generated sample (the
         jobs' columns plus ``iou``, ``accepted``, ``order`` = generation order); all generated
         images uint8 (G, S, S, 3), their intended labels and inpainted masks (G, S, S), accepted
-        and rejected alike (the caller stores both); seconds spent generating and validating.
+        and rejected alike (the caller stores both); seconds spent generating and validating
+        (summed over workers when ``submit`` is used).
     """
     if target < 1:
         raise ValueError(f"target must be >= 1 accepted samples, got {target}")
+    if submit is None:
+        lookahead = 1  # the serial loop computes at submission: never ahead of the stopping point
+
+        def submit(jobs):
+            return _Done(generate_and_segment(generate, segment, jobs))
+
     tables, images, labels, masks = [], [], [], []
     timings = {"generate_s": 0.0, "validate_s": 0.0}
-    accepted = generated = 0
+    accepted = generated = submitted = 0
+    pending: collections.deque = collections.deque()
+    batches = iter(job_batches)
     bar = tqdm(total=target, desc="accepted", disable=not progress, unit="img")
-    for jobs in job_batches:
-        if accepted >= target or (max_jobs is not None and generated >= max_jobs):
-            break
-        if not top_up and bool(jobs.table.get("top_up", pd.Series([False])).any()):
-            break
-        clock = time.perf_counter()
-        batch_images = generate(jobs)
-        timings["generate_s"] += (now := time.perf_counter()) - clock
-        iou, ok = gate(segment(batch_images), jobs.labels, theta)
-        timings["validate_s"] += time.perf_counter() - now
-        table = jobs.table.copy()
-        table["iou"], table["accepted"] = iou, ok
-        table["order"] = np.arange(generated, generated + len(table))
-        tables.append(table)
-        images.append(batch_images)
-        labels.append(jobs.labels)
-        masks.append(jobs.masks)
-        generated += len(table)
-        newly = int(ok.sum())
-        bar.update(min(newly, target - accepted))
-        accepted += newly
-    bar.close()
+    try:
+        while accepted < target:
+            while len(pending) < max(1, lookahead):  # keep the workers busy with the next batches in order
+                jobs = next(batches, None)
+                if jobs is None or (max_jobs is not None and submitted >= max_jobs):
+                    break
+                if not top_up and bool(jobs.table.get("top_up", pd.Series([False])).any()):
+                    break
+                pending.append((jobs, submit(jobs)))
+                submitted += len(jobs.table)
+            if not pending:
+                break
+            jobs, future = pending.popleft()
+            batch_images, probabilities, generate_s, validate_s = future.result()
+            timings["generate_s"] += generate_s
+            timings["validate_s"] += validate_s
+            iou, ok = gate(probabilities, jobs.labels, theta)
+            table = jobs.table.copy()
+            table["iou"], table["accepted"] = iou, ok
+            table["order"] = np.arange(generated, generated + len(table))
+            tables.append(table)
+            images.append(batch_images)
+            labels.append(jobs.labels)
+            masks.append(jobs.masks)
+            generated += len(table)
+            newly = int(ok.sum())
+            bar.update(min(newly, target - accepted))
+            accepted += newly
+    finally:
+        for _, future in pending:  # past the stopping point: not needed
+            cancel = getattr(future, "cancel", None)
+            if cancel is not None:
+                cancel()
+        bar.close()
     if not tables:
         raise ValueError("no job was generated: the job iterator is empty")
     return pd.concat(tables, ignore_index=True), np.concatenate(images), np.concatenate(labels), np.concatenate(masks), timings
+
+
+def generate_and_segment(generate: Callable[[Jobs], np.ndarray], segment: Callable[[np.ndarray], np.ndarray],
+                         jobs: Jobs) -> tuple[np.ndarray, np.ndarray, float, float]:  # fmt: skip
+    """One batch of the loop: ``(images, validator probabilities, generate seconds, validate seconds)``."""
+    clock = time.perf_counter()
+    batch_images = generate(jobs)
+    now = time.perf_counter()
+    probabilities = segment(batch_images)
+    return batch_images, np.asarray(probabilities), now - clock, time.perf_counter() - now
+
+
+class _Done:
+    """A finished result with the ``Future.result`` interface (the serial loop)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 def iterate_jobs(draw: Callable[[int], Jobs], n_variants: int, batch_size: int, *, top_up_rounds: int = 0) -> Iterator[Jobs]:

@@ -1,6 +1,6 @@
 """Segmentation methods: one explicit registry, ``METHODS``, keyed by the name used in params.yaml
-(``train.methods`` and the ``train.<name>`` section), stage names (``train@<dataset>-<name>``)
-and results folders (``results/<dataset>/<name>``).
+(``train.methods`` and the ``train.<name>`` section), run names (``<name>[+<data>]``)
+and results folders (``results/<dataset>/runs/<name>[+<data>]``).
 
 Methods are imported lazily so ``import benchmark.methods`` stays cheap; each entry maps the
 name to ``"module:Class"``.

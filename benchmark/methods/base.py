@@ -57,12 +57,9 @@ class SegmentationMethod(abc.ABC):
 
     def _load_weights(self, directory: Path) -> None:
         """Inverse of :meth:`_save_weights`; a missing file is a clear error."""
-        import torch
+        from benchmark.utils.io import load_torch_file
 
-        path = directory / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
-        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.network.load_state_dict(load_torch_file(directory / "model.pt"))
 
     def save(self, directory: str | Path) -> None:
         """Write ``config.json`` and the weights into ``directory``."""

@@ -38,7 +38,7 @@ from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
 from benchmark.methods.supervised import dice_bce_loss, images_to_tensor, masks_to_tensor, mean_dice
-from benchmark.utils.io import atomic_path
+from benchmark.utils.io import atomic_path, load_torch_file
 
 TRAIN_TIMESTEPS = 1000
 BETA_START, BETA_END = 1e-4, 0.02
@@ -291,7 +291,7 @@ def train_mask_diffusion(
     history: list[dict] = []
     best_score, best_state, start_epoch = -1.0, None, 0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_torch_file(checkpoint_path, weights_only=False)
         network.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         learning_rate.load_state_dict(state["learning_rate"])
@@ -410,10 +410,9 @@ class MaskDiffusionMethod(SegmentationMethod):
         torch.save({"network": self.network.state_dict(), "sampling_seed": self.sampling_seed}, directory / "model.pt")
 
     def _load_weights(self, directory: Path) -> None:
-        path = directory / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from benchmark.utils.io import load_torch_file
+
+        state = load_torch_file(directory / "model.pt")
         self.network.load_state_dict(state["network"])
         self.sampling_seed = int(state["sampling_seed"])
         self.network.eval()

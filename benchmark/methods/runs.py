@@ -178,17 +178,18 @@ def volume_run(segmenter: str, volume: float, default_volume: float) -> str:
     """The run of ``segmenter`` trained with ``volume`` × n_train synthetic pairs (Table 7):
     ``<segmenter>+diffaug`` at the default volume, else ``<segmenter>+diffaug_v<percent>``."""
     suffix = "diffaug" if abs(volume - default_volume) < 1e-9 else f"diffaug_v{_percent(volume)}"
-    return _with_data(segmenter, suffix)
+    return run_name(segmenter, suffix)
 
 
 def theta_run(segmenter: str, theta: float, default_theta: float) -> str:
     """The run of ``segmenter`` trained with synthetic pairs gated at ``theta`` (the θ sweep):
     ``<segmenter>+diffaug`` at the loop's θ, else ``<segmenter>+diffaug_t<percent>``."""
     suffix = "diffaug" if abs(theta - default_theta) < 1e-9 else f"diffaug_t{_percent(theta)}"
-    return _with_data(segmenter, suffix)
+    return run_name(segmenter, suffix)
 
 
-def _with_data(method: str, data: str) -> str:
+def run_name(method: str, data: str) -> str:
+    """The run of ``method`` on ``data``: ``<method>`` when ``data`` is its default, else ``<method>+<data>``."""
     return method if default_data(method) == data else f"{method}+{data}"
 
 

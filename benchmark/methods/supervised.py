@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
-from benchmark.utils.io import atomic_path
+from benchmark.utils.io import atomic_path, load_torch_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,7 @@ def train_supervised(
     history: list[dict] = []
     best_score, best_state, start_epoch = -1.0, None, 0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_torch_file(checkpoint_path, weights_only=False)
         network.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -3,7 +3,7 @@
 torch-fidelity's FID and KID need the Inception-v3 file ``weights-inception-2015-12-05-6726825d.pth``
 and lpips needs torchvision's AlexNet weights in ``$TORCH_HOME/hub/checkpoints/``; neither can be
 downloaded here. The fallback is a *domain* network trained in this pipeline: the encoder of the
-U-Net trained on the dataset's real training split (``models/<dataset>/unet/seed_0/model``). It is
+U-Net trained on the dataset's real training split (``models/<dataset>/runs/unet/seed_0/model``). It is
 independent of the generator and of the validator that accepted or rejected the samples (using
 either of those would make the comparison circular).
 
@@ -61,7 +61,7 @@ class UNetEncoderFeatures(FeatureExtractorBase):
         super().__init__(name, features_list)
         if not feature_extractor_weights_path or not Path(feature_extractor_weights_path).is_dir():
             raise FileNotFoundError(f"domain feature extractor: U-Net model folder {feature_extractor_weights_path!r} not found; "
-                                    "run `dvc repro train@<dataset>-unet` first")  # fmt: skip
+                                    "run `dvc repro train@<dataset>` (with unet in train.methods) first")  # fmt: skip
         from benchmark.methods.unet import UNet
 
         method = UNet.load(feature_extractor_weights_path)

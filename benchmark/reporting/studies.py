@@ -15,22 +15,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.methods.runs import SYNTHETIC_SETS  # noqa: F401 - the notebooks name the sets through this module
-from benchmark.reporting.tables import load_lesions, load_per_image, seed_averaged_per_image
+from benchmark.reporting.tables import load_lesions, load_per_image, run_folder, seed_averaged_per_image
 from benchmark.stats.significance import bootstrap_ci, holm, paired_wilcoxon
 from benchmark.stats.summary import mean_std, per_seed_means
 from benchmark.utils.io import read_json
 
 
-def run_summary(results_dir: str | Path, dataset: str, run: str) -> dict:
+def run_summary(results_dir: str | Path, dataset: str, run: str, *, per_image: pd.DataFrame | None = None) -> dict:
     """Mean ± std over seeds of Dice and IoU, lesion-level FNR (all lesions, seeds pooled) and the
-    training data sizes of one run (fractions; ``n_synthetic``: mean over seeds)."""
-    per_image = load_per_image(results_dir, [dataset], [run])
+    training data sizes of one run (fractions; ``n_synthetic``: mean over seeds).
+
+    ``per_image``: the run's rows already loaded (:func:`load_per_image`, possibly with other runs).
+    """
+    per_image = load_per_image(results_dir, [dataset], [run]) if per_image is None else per_image[per_image["method"] == run]
     seeds = per_seed_means(per_image, ("dice", "iou"))
     lesions = load_lesions(results_dir, [dataset], [run])
-    records = list(read_json(Path(results_dir) / dataset / run / "inference.json").get("training", {}).values())
+    records = list(read_json(run_folder(results_dir, dataset, run) / "inference.json").get("training", {}).values())
     if not records:
-        raise FileNotFoundError(f"{results_dir}/{dataset}/{run}/inference.json has no 'training' record; rerun its evaluate stage")
+        raise FileNotFoundError(f"{run_folder(results_dir, dataset, run)}/inference.json has no 'training' record; rerun `dvc repro train@{dataset}`")
     dice, dice_std = mean_std(seeds["dice"])
     iou, iou_std = mean_std(seeds["iou"])
     return {
@@ -42,15 +44,19 @@ def run_summary(results_dir: str | Path, dataset: str, run: str) -> dict:
 
 
 def paired_comparisons(results_dir: str | Path, dataset: str, pairs: list[tuple[str, str]], *, groups: dict[str, str] | None = None,
-                       metric: str = "dice", n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+                       metric: str = "dice", n_resamples: int = 10_000, seed: int = 0, per_image: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """``run`` − ``reference`` for each pair, per test image (seed-averaged), Holm over the pairs.
+
+    ``per_image``: rows of every run in ``pairs`` already loaded (else read from ``results_dir``).
 
     Returns:
         One row per pair: ``run``, ``reference``, ``mean_difference``, ``ci_low``, ``ci_high``
         (fractions), ``n_images``, ``p_value`` (Wilcoxon), ``p_holm``.
     """
     runs = sorted({name for pair in pairs for name in pair})
-    scores = seed_averaged_per_image(load_per_image(results_dir, [dataset], runs), metric)
+    if per_image is None:
+        per_image = load_per_image(results_dir, [dataset], runs)
+    scores = seed_averaged_per_image(per_image[per_image["method"].isin(runs)], metric)
     wide = scores.pivot(index="image_id", columns="method", values=metric)
     rows = []
     for index, (run, reference) in enumerate(pairs):
@@ -84,16 +90,21 @@ def augmentation_matrix(results_dir: str | Path, dataset: str, axes: dict[str, d
 
     Args:
         axes: segmenter -> {"none": run, "standard": run, "DiffAug": run}
-            (:func:`benchmark.methods.runs.augmentation_runs`).
+            (:func:`benchmark.methods.runs.augmentation_runs`); "standard" and "DiffAug" are
+            required, a "none" of None is shown as "not run".
         display_names: segmenter -> row label.
     """
     pairs = [(levels["DiffAug"], levels["standard"]) for levels in axes.values()]
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples).set_index("run")
+    per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys(run for levels in axes.values() for run in levels.values() if run)))
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, per_image=per_image).set_index("run")
     rows = []
     for method, levels in axes.items():
         row = {"segmenter": display_names.get(method, method)}
         for level, run in levels.items():
-            summary = run_summary(results_dir, dataset, run)
+            if run is None:  # a level the params do not train (e.g. "none" for some baselines)
+                row[f"{level} Dice (%)"] = "not run"
+                continue
+            summary = run_summary(results_dir, dataset, run, per_image=per_image)
             row[f"{level} Dice (%)"] = _pm(summary["dice"], summary["dice_std"])
         row.update({key.replace("Δ Dice", "DiffAug − standard"): value for key, value in _difference_columns(tests.loc[levels["DiffAug"]]).items()})
         rows.append(row)
@@ -113,18 +124,19 @@ def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], 
             values only, so no per-image test.
     """
     pairs = [(run, full) for run in rows.values() if run != full]
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples).set_index("run")
+    per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys([full, *rows.values()])))  # read once
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, per_image=per_image).set_index("run")
     table = []
     for label, run in rows.items():
-        summary = run_summary(results_dir, dataset, run)
-        speed = read_json(Path(results_dir) / dataset / run / "inference.json")["test_images_per_second"]
+        summary = run_summary(results_dir, dataset, run, per_image=per_image)
+        speed = read_json(run_folder(results_dir, dataset, run) / "inference.json")["test_images_per_second"]
         table.append({"configuration": label, "Dice (%)": _pm(summary["dice"], summary["dice_std"]), "IoU (%)": _pm(summary["iou"], summary["iou_std"]),
                       "lesion FNR (%)": f"{100 * summary['lesion_fnr']:.1f}", "inference (images/s)": f"{np.mean(list(speed.values())):.1f}",
                       "synthetic pairs": f"{summary['n_synthetic']:.0f}", **_difference_columns(tests.loc[run] if run != full else None)})  # fmt: skip
         if label == next(iter(rows)) and iterative_label:
-            record = read_json(Path(results_dir) / dataset / full / "inference.json").get("iterative")
+            record = read_json(run_folder(results_dir, dataset, full) / "inference.json").get("iterative")
             if not record:
-                raise FileNotFoundError(f"{results_dir}/{dataset}/{full}/inference.json has no 'iterative' entry; rerun `dvc repro` for evaluate of {full}")
+                raise FileNotFoundError(f"{run_folder(results_dir, dataset, full)}/inference.json has no 'iterative' entry; rerun `dvc repro train@{dataset}`")
             seeds = pd.DataFrame(record.values())
             table.append({"configuration": f"{iterative_label} ({seeds['variant'].iloc[0]}, same weights)",
                           "Dice (%)": _pm(*mean_std(seeds["dice"])), "IoU (%)": _pm(*mean_std(seeds["iou"])),
@@ -146,11 +158,11 @@ def volume_curve(results_dir: str | Path, dataset: str, runs: dict[str, str], *,
     Fractions throughout.
     """
     pairs = [(run, reference) for run in runs.values() if run != reference]
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, seed=seed).set_index("run")
-    per_image = load_per_image(results_dir, [dataset], list(runs.values()))
+    per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys([reference, *runs.values()])))  # read once
+    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, seed=seed, per_image=per_image).set_index("run")
     rows = []
     for index, (label, run) in enumerate(runs.items()):
-        summary = run_summary(results_dir, dataset, run)
+        summary = run_summary(results_dir, dataset, run, per_image=per_image)
         row = {"label": label, **{key: summary[key] for key in ("run", "n_real", "n_synthetic", "optimizer_steps", "dice", "dice_std", "iou", "iou_std")}}
         for metric in ("dice", "iou"):
             values = seed_averaged_per_image(per_image[per_image["method"] == run], metric)
@@ -191,11 +203,11 @@ def check_runs_exist(runs, available, where: str) -> None:
 def table6_rows(segmenter: str = "diffaug") -> dict[str, str]:
     """Table 6's configurations (label -> run) of DiffAug's segmenter; "w/o latent estimation"
     is the full run at N-step DDIM (see :func:`ablation_table`)."""
-    from benchmark.methods.runs import _with_data
+    from benchmark.methods.runs import run_name
 
     return {"DiffAug (full)": segmenter, "w/o text guidance": f"{segmenter}+diffaug_notext",
             "w/o validation loop": f"{segmenter}+diffaug_unvalidated", "w/o diverse prompts": f"{segmenter}+diffaug_basic",
-            "w/o synthetic data": _with_data(segmenter, "real")}  # fmt: skip
+            "w/o synthetic data": run_name(segmenter, "real")}  # fmt: skip
 
 
 def table7_runs(segmenter: str, augmentation: str, volumes, default_volume: float) -> dict[str, str]:

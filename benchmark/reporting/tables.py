@@ -72,19 +72,24 @@ def dataset_table(prepared: dict[str, PreparedDataset]) -> pd.DataFrame:
     return table[[column for column in table.columns if column not in last] + last]
 
 
+def run_folder(root: str | Path, dataset: str, run: str) -> Path:
+    """Where ``train@<dataset>`` keeps a run: ``<root>/<dataset>/runs/<run>`` (root: results or models)."""
+    return Path(root) / dataset / "runs" / run
+
+
 def load_per_image(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
-    """Concatenate ``results/<dataset>/<method>/per_image.csv`` for the given names."""
+    """Concatenate ``results/<dataset>/runs/<run>/per_image.csv`` for the given names."""
     return _load_results_csv(results_dir, datasets, methods, "per_image.csv")
 
 
 def _load_results_csv(results_dir: str | Path, datasets: list[str], methods: list[str], filename: str) -> pd.DataFrame:
-    """Concatenate ``results/<dataset>/<method>/<filename>`` (written by the evaluate stage)."""
+    """Concatenate ``results/<dataset>/runs/<run>/<filename>`` (written by ``train@<dataset>``)."""
     frames = []
     for dataset in datasets:
         for method in methods:
-            path = Path(results_dir) / dataset / method / filename
+            path = run_folder(results_dir, dataset, method) / filename
             if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing; run `dvc repro evaluate@{dataset}-{method}`")
+                raise FileNotFoundError(f"{path} is missing; run `dvc repro train@{dataset}`")
             frames.append(pd.read_csv(path, dtype={"image_id": str}))
     return pd.concat(frames, ignore_index=True)
 
@@ -134,7 +139,7 @@ def per_seed_table(results_dir: str | Path, datasets: list[str], methods: list[s
     rows = []
     for dataset in datasets:
         for method in methods:
-            payload = read_json(Path(results_dir) / dataset / method / "metrics.json")
+            payload = read_json(run_folder(results_dir, dataset, method) / "metrics.json")
             for seed, values in payload["per_seed"].items():
                 rows.append({"dataset": dataset, "method": method, "seed": seed, **{k: values[k] for k in ("dice", "iou", "sensitivity", "specificity", "fnr")}})
     return pd.DataFrame(rows)
@@ -172,7 +177,7 @@ def text_check_table(summaries: dict[str, dict]) -> pd.DataFrame:
 
 
 def load_lesions(results_dir: str | Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
-    """Concatenate ``results/<dataset>/<method>/lesions.csv`` (one row per seed × lesion)."""
+    """Concatenate ``results/<dataset>/runs/<run>/lesions.csv`` (one row per seed × lesion)."""
     return _load_results_csv(results_dir, datasets, methods, "lesions.csv")
 
 
@@ -299,11 +304,11 @@ def efficiency_table(results_dir: str | Path, models_dir: str | Path, datasets: 
     for dataset in datasets:
         bench = _read_optional(results_dir / "benchmarks" / f"methods_{dataset}.json") or {"methods": {}}
         for run in runs:
-            records = [read_json(path) for path in sorted((models_dir / dataset / run).glob("seed_*/run.json"))]
+            records = [read_json(path) for path in sorted(run_folder(models_dir, dataset, run).glob("seed_*/run.json"))]
             seconds = [record["train_seconds"] for record in records]
             mean, std = mean_std(seconds) if seconds else (float("nan"), float("nan"))
             hardware = sorted({record.get("environment", {}).get("hardware", "not recorded") for record in records})
-            inference = _read_optional(results_dir / dataset / run / "inference.json")
+            inference = _read_optional(run_folder(results_dir, dataset, run) / "inference.json")
             method = run.partition("+")[0]
             measured = bench["methods"].get(method, {}) if "+" not in run else {}
             rows.append({
@@ -388,7 +393,7 @@ def inference_selection_table(results_dir: str | Path, datasets: list[str], runs
     rows = []
     for dataset in datasets:
         for run in runs:
-            payload = read_json(Path(results_dir) / dataset / run / "inference.json")
+            payload = read_json(run_folder(results_dir, dataset, run) / "inference.json")
             for seed, entry in payload.get("selection", {}).items():
                 if len(entry["val_dice"]) < 2:
                     continue  # nothing to choose

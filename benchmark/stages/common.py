@@ -65,9 +65,10 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage; turn expected errors into one clear line and exit status 1."""
     from benchmark.config import ParamsError
     from benchmark.data.base import DatasetError
+    from benchmark.utils.io import CorruptFileError
 
     set_offline()
-    expected: tuple[type[BaseException], ...] = (ParamsError, DatasetError, FileNotFoundError, FloatingPointError)
+    expected: tuple[type[BaseException], ...] = (ParamsError, DatasetError, FileNotFoundError, FloatingPointError, CorruptFileError)
     try:
         from papermill.exceptions import PapermillExecutionError
 

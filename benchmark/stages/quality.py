@@ -94,7 +94,7 @@ def main() -> None:
     pools = {"accepted": rng.permutation(accepted)[: 2 * params.max_images], "rejected": rng.permutation(rejected)[: 2 * params.max_images]}
     reference = real[rng.choice(len(real), min(params.lpips_reference, len(real)), replace=False)]
 
-    unet = Path("models") / args.dataset / "unet" / "seed_0" / "model"
+    unet = Path("models") / args.dataset / "runs" / "unet" / "seed_0" / "model"
     domain.register()
     domain_extractor = domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet))
     if params.inception_weights_path:

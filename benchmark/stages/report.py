@@ -21,9 +21,16 @@ def main() -> None:
         from benchmark.reporting.studies import write_study_plots
 
         print("plots: " + ", ".join(map(str, write_study_plots("reports/plots", args.params))))
-    for name in args.only or params.notebooks:
-        paths = render_notebook(name, {"params_path": args.params}, html=params.html, timeout_s=params.timeout_s, progress=not args.no_progress)
-        print(f"{name}: " + ", ".join(map(str, paths)))
+    from benchmark.utils.pool import WorkerPool
+
+    names = args.only or params.notebooks
+    # each notebook executes in its own kernel: render as many at a time as train.threads allows
+    workers = max(1, min(len(names), load_section("train", args.params).threads))
+    with WorkerPool(workers, 1) as pool:
+        futures = {name: pool.submit(render_notebook, name, {"params_path": args.params}, html=params.html, timeout_s=params.timeout_s,
+                                     progress=not args.no_progress and workers == 1) for name in names}  # fmt: skip
+        for name, future in futures.items():  # in the listed order; the first failure is raised
+            print(f"{name}: " + ", ".join(map(str, future.result())))
 
 
 if __name__ == "__main__":

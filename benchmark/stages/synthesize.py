@@ -37,6 +37,32 @@ from pathlib import Path
 from benchmark.stages import common
 
 
+_MODELS: dict = {}
+
+
+def _load_models(settings: dict) -> None:
+    """Worker initializer: the generator and the validator, once per process."""
+    from benchmark.generators import get_generator
+    from benchmark.methods import get_method
+
+    _MODELS.update(settings=settings, generator=get_generator(settings["backend"]).load(settings["generator"]),
+                   validator=get_method("diffaug").load(settings["validator"]))  # fmt: skip
+
+
+def _generate_and_segment(jobs):
+    """One batch: generate with the worker's generator, segment with its validator (see ``run_loop``)."""
+    from benchmark.generators.loop import generate_and_segment
+    from benchmark.methods.latent_seg.method import predict_latent_masks
+
+    settings, generator = _MODELS["settings"], _MODELS["generator"]
+
+    def generate(batch):
+        return generator.generate(batch.backgrounds, batch.masks, list(batch.table["prompt"]), negative_prompt=settings["negative_prompt"],
+                                  steps=settings["steps"], guidance_scale=settings["guidance_scale"], seeds=[int(s) for s in batch.table["seed"]])  # fmt: skip
+
+    return generate_and_segment(generate, lambda images: predict_latent_masks(_MODELS["validator"], images), jobs)
+
+
 def main() -> None:
     from benchmark.methods.runs import SYNTHETIC_SETS
 
@@ -47,13 +73,11 @@ def main() -> None:
 
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
-    from benchmark.generators import get_generator
     from benchmark.generators.jobs import draw_jobs, modality_of
     from benchmark.generators.loop import iterate_jobs, run_loop
     from benchmark.generators.prompts import NEGATIVE_PROMPTS
-    from benchmark.methods import get_method
-    from benchmark.methods.latent_seg.method import predict_latent_masks
     from benchmark.utils.io import atomic_dir, write_json
+    from benchmark.utils.pool import WorkerPool, split_threads
     from benchmark.utils.seeding import derive_seed
 
     params = load_section("synthesize", args.params)
@@ -64,7 +88,6 @@ def main() -> None:
         variant = SYNTHETIC_SETS[args.set][0]
         generator_folder = f"generator_{args.set}"
         guidance_scale = 1.0 if variant == "none" else guidance_scale  # no text: the conditional branch alone
-    common.set_threads(load_section("train", args.params).threads)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     negative = NEGATIVE_PROMPTS[modality_of(dataset)]
     n_train = len(dataset.subset("train"))
@@ -74,20 +97,18 @@ def main() -> None:
     for stage, folder in ((generator_stage, generator_folder), (f"validator@{args.dataset}", "validator")):
         if not (Path("models") / args.dataset / folder / "model").is_dir():
             raise FileNotFoundError(f"models/{args.dataset}/{folder}/model is missing; run `dvc repro {stage}` first")
-    generator = get_generator(generator_params.backend).load(Path("models") / args.dataset / generator_folder / "model")
-    validator = get_method("diffaug").load(Path("models") / args.dataset / "validator" / "model")
-
-    def generate(jobs):
-        return generator.generate(jobs.backgrounds, jobs.masks, list(jobs.table["prompt"]), negative_prompt=negative,
-                                  steps=generator_params.steps, guidance_scale=guidance_scale,
-                                  seeds=[int(s) for s in jobs.table["seed"]])  # fmt: skip
-
     seed = derive_seed(params.seed, "synthesize", args.dataset)
     draw = functools.partial(draw_jobs, dataset, seed=seed, variant=variant, part="train")
     batches = iterate_jobs(draw, params.n_variants, params.batch_size, top_up_rounds=params.top_up_rounds if params.top_up else 0)
+    workers, threads = split_threads(load_section("train", args.params).threads, params.workers)
+    settings = {"backend": generator_params.backend, "generator": str(Path("models") / args.dataset / generator_folder / "model"),
+                "validator": str(Path("models") / args.dataset / "validator" / "model"), "negative_prompt": negative,
+                "steps": generator_params.steps, "guidance_scale": guidance_scale}  # fmt: skip
     started = time.perf_counter()
-    table, images, labels, masks, timings = run_loop(generate, functools.partial(predict_latent_masks, validator), batches, target=target,
-                                              theta=params.theta, top_up=params.top_up, progress=not args.no_progress)  # fmt: skip
+    with WorkerPool(workers, threads, initializer=_load_models, initargs=(settings,)) as pool:
+        table, images, labels, masks, timings = run_loop(None, None, batches, target=target, theta=params.theta, top_up=params.top_up,
+                                                  progress=not args.no_progress, submit=functools.partial(pool.submit, _generate_and_segment),
+                                                  lookahead=2 * workers)  # fmt: skip
     elapsed = time.perf_counter() - started
     accepted = table["accepted"].to_numpy()
     summary = {
@@ -96,7 +117,7 @@ def main() -> None:
         "acceptance_rate": float(accepted.mean()), "mean_iou_accepted": float(table.loc[accepted, "iou"].mean()) if accepted.any() else None,
         "mean_iou_rejected": float(table.loc[~accepted, "iou"].mean()) if (~accepted).any() else None,
         "accepted_per_volume": {str(v): min(int(round(v * n_train)), int(accepted.sum())) for v in params.volumes},
-        "target_reached": bool(accepted.sum() >= target), "seconds": elapsed, **timings,
+        "target_reached": bool(accepted.sum() >= target), "seconds": elapsed, **timings, "workers": workers, "threads_per_worker": threads,
         "validated_images_per_hour": 3600 * len(table) / elapsed, "accepted_images_per_hour": 3600 * float(accepted.sum()) / elapsed,
         "set": args.set or "main",
         "generator": {"backend": generator_params.backend, "steps": generator_params.steps, "guidance_scale": guidance_scale,

@@ -1,29 +1,52 @@
-"""Stage ``train@<dataset>-<run>``: train one run on one dataset, ``train.n_seeds`` seeds.
+"""Stage ``train@<dataset>``: train and evaluate every run on one dataset, ``train.n_seeds`` seeds each.
 
-    python -m benchmark.stages.train --dataset synth_polyp --method unet [--params params.yaml]
-    python -m benchmark.stages.train --dataset synth_polyp --method unet+diffaug
+    python -m benchmark.stages.train --dataset synth_polyp [--params params.yaml]
+    python -m benchmark.stages.train --dataset synth_polyp --runs unet,unet+diffaug   # only these
 
-A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the
-first ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>``
-(modifiers pick another volume, θ, no gate, or an ablation set). With ``train.synthetic_budget``
-"equal_steps" such a run trains for the optimizer steps of the method's real-only run
-(``budget_epochs``); ``run.json`` records the epochs and steps taken.
-Stage ``ablation_train@<dataset>-<run>`` is this same command for the runs of ``ablation.runs``.
+The runs are ``train.methods`` plus, on the datasets of ``ablation.datasets``, ``ablation.runs``.
+A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the first
+``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>`` (modifiers
+pick another volume, θ, no gate, or an ablation set). With ``train.synthetic_budget`` "equal_steps"
+such a run trains for the optimizer steps of the method's real-only run (``budget_epochs``).
 
-Writes ``models/<dataset>/<method>/seed_<k>/`` holding ``model/`` (the selected checkpoint),
-``checkpoint.pt`` (resumable state), ``train_log.csv``, ``run.json`` (seed, time, provenance).
-A seed whose ``run.json`` matches the current fingerprint (method, config, seed, data) is
-skipped; a seed interrupted midway resumes from its checkpoint; a stale folder is cleared.
+Every (run, seed) is one job; ``train.workers`` processes take jobs longest first, each with
+``train.threads // train.workers`` torch threads, and evaluate a seed as soon as it is trained
+(``benchmark.stages.evaluate``). A seed's result does not depend on the worker or the order.
+
+Writes, per run, ``models/<dataset>/runs/<run>/seed_<k>/`` holding ``model/`` (the checkpoint
+selected on validation), ``checkpoint.pt`` (resumable state), ``train_log.csv``, ``run.json``
+(seed, time, sizes, provenance) and ``evaluation/`` (that seed's test scores); then
+``results/<dataset>/runs/<run>/`` (per_image.csv, lesions.csv, metrics.json, inference.json) and
+``results/<dataset>/runs.json`` (Dice per run and seed: the DVC metrics file).
+
+A seed whose ``run.json`` matches the current fingerprint (method, config, seed, data, code) is not
+retrained, and its evaluation is reused while the ``evaluate`` params are unchanged; a seed
+interrupted midway resumes from its checkpoint; a stale folder is cleared.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from pathlib import Path
 
 from benchmark.stages import common
+
+#: CPU seconds per optimizer step relative to the U-Net (measured at 64², one thread): only the
+#: order in which jobs start (longest first), never a result.
+RELATIVE_STEP_COST = {"diffaug": 4.0, "sdseg": 4.0, "resnet50_unet": 3.0, "medsegdiff_v1": 1.4, "medsegdiff_v2": 1.6, "difftrans": 1.5,
+                      "unet": 1.0, "transunet": 0.6}  # fmt: skip
+
+
+def runs_of(dataset: str, params_path: str) -> list[str]:
+    """``train.methods`` plus ``ablation.runs`` when ``dataset`` is in ``ablation.datasets``."""
+    from benchmark.config import load_section
+
+    runs = list(load_section("train", params_path).methods)
+    ablation = load_section("ablation", params_path)
+    if dataset in ablation.datasets:
+        runs += [run for run in ablation.runs if run not in runs]
+    return runs
 
 
 def fingerprint(method: str, config: dict, seed: int, arrays: list) -> str:
@@ -35,30 +58,28 @@ def fingerprint(method: str, config: dict, seed: int, arrays: list) -> str:
     return common.fingerprint({"method": method, "config": config, "seed": seed}, arrays, common.code_closure(module))
 
 
-def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progress: bool, extra=None, autoencoder=None,
-               autoencoder_key: str | None = None) -> dict:  # fmt: skip
-    """Train (or resume, or skip) one seed; returns its run record.
+def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, progress: bool, n_real: int | None = None,
+               autoencoder=None, autoencoder_key: str | None = None):  # fmt: skip
+    """Train (or resume, or skip) one seed.
 
-    ``extra`` (SegmentationData) is appended to the training split (synthetic pairs);
-    ``autoencoder`` is attached to methods that need one (latent segmenters).
+    Args:
+        train, val: ``SegmentationData``; ``train`` may hold synthetic pairs after the first ``n_real``.
+        autoencoder: attached to methods that need one (latent segmenters), keyed by ``autoencoder_key``.
+
+    Returns:
+        ``(record, method)``: the run record (``run.json``) and the trained method (None when the
+        seed was already trained: load it from ``seed_dir/model``).
     """
-    import numpy as np
-
     from benchmark.config import to_mapping
-    from benchmark.data.prepared import SegmentationData
     from benchmark.utils.io import atomic_dir, read_json, write_json
     from benchmark.utils.provenance import environment_record
 
-    train, val = dataset.subset("train"), dataset.subset("val")
-    n_real = len(train)
-    if extra is not None and len(extra):
-        train = SegmentationData(train.ids + extra.ids, np.concatenate([train.images, extra.images]), np.concatenate([train.masks, extra.masks]))
+    n_real = len(train) if n_real is None else n_real
     settings = {"config": to_mapping(config), "autoencoder": autoencoder_key}
     key = fingerprint(method_cls.name, settings, seed, [train.images, train.masks, val.images, val.masks])
     record_path, marker = seed_dir / "run.json", seed_dir / "fingerprint.txt"
     if record_path.is_file() and read_json(record_path).get("fingerprint") == key and (seed_dir / "model").is_dir():
-        print(f"{seed_dir}: already trained with this config, data and code; skipped")
-        return read_json(record_path)
+        return read_json(record_path), None
     if marker.is_file() and marker.read_text().strip() != key:
         shutil.rmtree(seed_dir)  # another config or data: its checkpoint must not be resumed
     seed_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +93,7 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
     elapsed = time.perf_counter() - started
     with atomic_dir(seed_dir / "model") as tmp:
         method.save(tmp)
+    epochs = getattr(config, "epochs", None)
     record = {
         "fingerprint": key,
         "seed": seed,
@@ -80,58 +102,183 @@ def train_seed(dataset, method_cls, config, seed: int, seed_dir: Path, *, progre
         "n_train_real": n_real,
         "n_train_synthetic": len(train) - n_real,
         "n_val": len(val),
-        "epochs": getattr(config, "epochs", None),
-        "optimizer_steps": getattr(config, "epochs", 0) * -(-len(train) // getattr(config, "batch_size", 1)),
+        "epochs": epochs,
+        "optimizer_steps": (epochs or 0) * -(-len(train) // getattr(config, "batch_size", 1)),
         "environment": environment_record(),
     }
     write_json(record_path, record)
-    return record
+    return record, method
+
+
+# --- worker side: one process per worker, the dataset and shared inputs loaded once --------------
+
+_STATE: dict = {}
+
+
+def _setup_worker(dataset: str, params_path: str) -> None:
+    from benchmark.data.prepared import PreparedDataset
+
+    data = PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json")
+    test, val = data.subset("test"), data.subset("val")
+    _STATE.clear()
+    _STATE.update(dataset=dataset, params=params_path, data=data, test=test, val=val, native=data.native_masks(list(test.ids)),
+                  native_val=data.native_masks(list(val.ids)), synthetic={}, autoencoder=None)  # fmt: skip
+
+
+def _training_set(spec, n_train: int):
+    """Real training split plus the synthetic pairs of ``spec`` (cached per worker)."""
+    import numpy as np
+
+    from benchmark.config import load_section
+    from benchmark.data.prepared import SegmentationData
+    from benchmark.generators.loop import accepted_subset
+
+    train = _STATE["data"].subset("train")
+    if spec is None:
+        return train
+    volume = spec.volume if spec.volume is not None else load_section("synthesize", _STATE["params"]).volume
+    cache_key = (spec.folder(_STATE["dataset"]), volume, spec.theta, spec.validated)
+    if cache_key not in _STATE["synthetic"]:
+        # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
+        # (run.json records n_train_synthetic)
+        extra = accepted_subset(cache_key[0], volume, n_train, strict=False, theta=spec.theta, validated=spec.validated)
+        _STATE["synthetic"][cache_key] = SegmentationData(train.ids + extra.ids, np.concatenate([train.images, extra.images]),
+                                                          np.concatenate([train.masks, extra.masks]))  # fmt: skip
+    return _STATE["synthetic"][cache_key]
+
+
+def run_seed(run: str, index: int) -> dict:
+    """Train (or skip) and evaluate (or reuse) seed ``index`` of ``run``; returns a short summary."""
+    import dataclasses
+
+    from benchmark.config import load_section
+    from benchmark.methods import get_method
+    from benchmark.methods.runs import budget_epochs, parse_run, parse_synthetic, run_config
+    from benchmark.stages import evaluate
+    from benchmark.utils.io import read_json
+    from benchmark.utils.seeding import derive_seed
+
+    dataset, params_path = _STATE["dataset"], _STATE["params"]
+    params = load_section("train", params_path)
+    name, data = parse_run(run)
+    method_cls = get_method(name)
+    config = run_config(params.config_of(name), data)
+    n_real = len(_STATE["data"].subset("train"))
+    train = _training_set(parse_synthetic(data), n_real)
+    if len(train) > n_real:
+        config = dataclasses.replace(config, epochs=budget_epochs(config.epochs, n_real, len(train), params.synthetic_budget))
+    autoencoder_key = None
+    if getattr(method_cls, "needs_autoencoder", False):
+        if _STATE["autoencoder"] is None:
+            from benchmark.stages.validator import load_autoencoder
+
+            _STATE["autoencoder"] = load_autoencoder(dataset)
+        autoencoder_key = (Path("models") / dataset / "autoencoder" / "fingerprint.txt").read_text().strip()
+    seed = derive_seed(params.base_seed, "train", dataset, name, index)  # shared by every run of the method
+    seed_dir = Path("models") / dataset / "runs" / run / f"seed_{index}"
+    started = time.perf_counter()
+    record, method = train_seed(train, _STATE["val"], method_cls, config, seed, seed_dir, progress=False, n_real=n_real,
+                                autoencoder=_STATE["autoencoder"], autoencoder_key=autoencoder_key)  # fmt: skip
+    trained = method is not None
+    eval_params = load_section("evaluate", params_path)
+    key = evaluate.evaluation_key(record["fingerprint"], eval_params)
+    result = evaluate.load_evaluation(seed_dir, key)
+    if result is None:
+        if method is None:
+            method = method_cls.load(seed_dir / "model")
+        result = evaluate.evaluate_seed(method, read_json(seed_dir / "run.json"), _STATE["test"], _STATE["val"], _STATE["native"],
+                                        _STATE["native_val"], eval_params)  # fmt: skip
+        evaluate.save_evaluation(result, seed_dir, key)
+    return {"run": run, "index": index, "trained": trained, "seconds": time.perf_counter() - started,
+            "dice": float(result["per_image"]["dice"].mean())}  # fmt: skip
+
+
+# --- parent side ----------------------------------------------------------------------------------
+
+
+def plan(dataset: str, runs: list[str], params_path: str) -> list[tuple[str, int]]:
+    """Every (run, seed index), longest expected first; checks each run's inputs before any work."""
+    import math
+
+    from benchmark.config import load_section
+    from benchmark.data.prepared import PreparedDataset
+    from benchmark.methods.runs import parse_run, parse_synthetic
+
+    params = load_section("train", params_path)
+    data = PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json")
+    n_train = len(data.subset("train"))
+    costs = {}
+    for run in runs:
+        try:
+            name, kind = parse_run(run)
+        except KeyError as error:
+            from benchmark.config import ParamsError
+
+            raise ParamsError(f"train@{dataset}: {error.args[0]}") from None
+        spec = parse_synthetic(kind)
+        if spec is not None:
+            folder = Path(spec.folder(dataset))
+            if not (folder / "manifest.csv").is_file():
+                stage = f"synthesize@{dataset}" if spec.set == "main" else f"ablation_synthesize@{dataset}-{spec.set}"
+                raise FileNotFoundError(f"{folder}/manifest.csv is missing (run {run!r}); run `dvc repro {stage}` first")
+        config = params.config_of(name)
+        steps = getattr(config, "epochs", 1) * math.ceil(n_train / getattr(config, "batch_size", 1))
+        costs[run] = steps * RELATIVE_STEP_COST.get(name, 1.0) * (1.3 if getattr(config, "augmentation", "") == "standard" else 1.0)
+    jobs = [(run, index) for run in runs for index in range(params.n_seeds)]
+    return sorted(jobs, key=lambda job: -costs[job[0]])  # stable: ties keep the listed order
 
 
 def main() -> None:
-    args = common.dataset_method_parser(__doc__).parse_args()
+    parser = common.dataset_parser(__doc__)
+    parser.add_argument("--runs", help="comma-separated runs to train (default: train.methods and, on ablation datasets, ablation.runs)")
+    args = parser.parse_args()
+    from tqdm.auto import tqdm
+
     from benchmark.config import load_section
-    from benchmark.data.prepared import PreparedDataset
-    from benchmark.generators.loop import accepted_subset
-    from benchmark.methods import get_method
-    from benchmark.methods.runs import budget_epochs, parse_run, parse_synthetic, run_config
-    from benchmark.utils.seeding import derive_seed
+    from benchmark.stages.evaluate import write_run_results
+    from benchmark.utils.io import write_json
+    from benchmark.utils.pool import WorkerPool, split_threads
 
     params = load_section("train", args.params)
-    common.set_threads(params.threads)
-    name, data = parse_run(args.method)
-    method_cls = get_method(name)
-    config = run_config(params.config_of(name), data)
-    dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
-    extra = None
-    spec = parse_synthetic(data)
-    if spec is not None:
-        synthesize = load_section("synthesize", args.params)
-        folder = Path(spec.folder(args.dataset))
-        if not (folder / "manifest.csv").is_file():
-            stage = f"synthesize@{args.dataset}" if spec.set == "main" else f"ablation_synthesize@{args.dataset}-{spec.set}"
-            raise FileNotFoundError(f"{folder}/manifest.csv is missing; run `dvc repro {stage}` first")
-        # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
-        # (run.json records n_train_synthetic)
-        volume = spec.volume if spec.volume is not None else synthesize.volume
-        extra = accepted_subset(folder, volume, len(dataset.subset("train")), strict=False, theta=spec.theta, validated=spec.validated)
-        n_real = len(dataset.subset("train"))
-        config = dataclasses.replace(config, epochs=budget_epochs(config.epochs, n_real, n_real + len(extra), params.synthetic_budget))
-    autoencoder = autoencoder_key = None
-    if getattr(method_cls, "needs_autoencoder", False):
-        from benchmark.stages.validator import load_autoencoder
+    eval_params = load_section("evaluate", args.params)
+    every = runs_of(args.dataset, args.params)
+    runs = every if not args.runs else [run.strip() for run in args.runs.split(",") if run.strip()]
+    unknown = [run for run in runs if run not in every]
+    if unknown:
+        from benchmark.config import ParamsError
 
-        autoencoder = load_autoencoder(args.dataset)
-        autoencoder_key = (Path("models") / args.dataset / "autoencoder" / "fingerprint.txt").read_text().strip()
-    out = Path("models") / args.dataset / args.method
-    for index in range(params.n_seeds):
-        seed = derive_seed(params.base_seed, "train", args.dataset, name, index)  # shared by every run of the method
-        record = train_seed(dataset, method_cls, config, seed, out / f"seed_{index}", progress=not args.no_progress, extra=extra,
-                            autoencoder=autoencoder, autoencoder_key=autoencoder_key)  # fmt: skip
-        print(f"{args.dataset}/{args.method} seed {index} ({seed}): trained in {record['train_seconds']:.1f} s")
-    for stale in sorted(out.glob("seed_*")):
-        if int(stale.name.split("_")[1]) >= params.n_seeds:
-            shutil.rmtree(stale)  # fewer seeds than last time: drop the extra ones
+        raise ParamsError(f"--runs names {unknown}, not in train.methods or ablation.runs for {args.dataset}; add them to params.yaml")
+    jobs = plan(args.dataset, runs, args.params)
+    workers, threads = split_threads(params.threads, params.workers)
+    print(f"train@{args.dataset}: {len(runs)} runs x {params.n_seeds} seeds = {len(jobs)} jobs on {workers} worker(s) x {threads} thread(s)")
+    started = time.perf_counter()
+    with WorkerPool(workers, threads, initializer=_setup_worker, initargs=(args.dataset, args.params)) as pool:
+        bar = tqdm(total=len(jobs), desc=f"train@{args.dataset}", unit="seed", disable=args.no_progress)
+        try:
+            for done in pool.imap_unordered(run_seed, jobs):  # a worker's error is raised here; the rest are cancelled
+                bar.update()
+                state = "trained" if done["trained"] else "up to date"
+                bar.write(f"{args.dataset}/{done['run']} seed {done['index']}: {state}, evaluated, test Dice {done['dice']:.4f} ({done['seconds']:.1f} s)")
+        finally:
+            bar.close()
+    out = Path("results") / args.dataset / "runs"
+    summaries = {}
+    for run in runs:
+        seed_dirs = [Path("models") / args.dataset / "runs" / run / f"seed_{index}" for index in range(params.n_seeds)]
+        summary = write_run_results(args.dataset, run, seed_dirs, out / run, eval_params.threshold)
+        summaries[run] = {"dice_mean": summary["mean"]["dice"], "dice_std": summary["std"]["dice"],
+                          "dice_per_seed": {name: seed["dice"] for name, seed in summary["per_seed"].items()}}  # fmt: skip
+    if not args.runs:  # the full list: drop runs and seeds no longer asked for, write the metrics file
+        for root in (Path("models") / args.dataset / "runs", out):
+            for stale in sorted(root.iterdir()) if root.is_dir() else []:
+                if stale.is_dir() and stale.name not in runs:
+                    shutil.rmtree(stale)
+        for run in runs:
+            for stale in sorted((Path("models") / args.dataset / "runs" / run).glob("seed_*")):
+                if int(stale.name.split("_")[1]) >= params.n_seeds:
+                    shutil.rmtree(stale)
+        write_json(Path("results") / args.dataset / "runs.json", summaries)
+    print(f"train@{args.dataset}: {len(jobs)} seeds in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

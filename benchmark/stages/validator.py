@@ -29,6 +29,8 @@ def load_autoencoder(dataset: str):
 
 def main() -> None:
     args = common.dataset_parser(__doc__).parse_args()
+    import dataclasses
+
     import numpy as np
 
     from benchmark.config import load_section, to_mapping
@@ -44,6 +46,8 @@ def main() -> None:
     common.set_threads(train_params.threads)
     method_cls = get_method("diffaug")
     config = train_params.config_of("diffaug")
+    if params.epochs is not None:
+        config = dataclasses.replace(config, epochs=params.epochs)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     train, val = dataset.subset("train"), dataset.subset("val")
     seed = derive_seed(params.seed, "validator", args.dataset)

@@ -80,6 +80,27 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path} is not valid JSON ({error}); delete it and rerun `dvc repro`") from error
 
 
+class CorruptFileError(ValueError):
+    """A file exists but cannot be read (truncated, overwritten, another format); the message names it and the fix."""
+
+
+def load_torch_file(path: str | os.PathLike, *, weights_only: bool = True) -> Any:
+    """``torch.load`` on CPU, naming the file and the fix when it is missing, truncated or not a torch file."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+        raise CorruptFileError(f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:120]}): the file is truncated or "
+                               f"not a torch checkpoint; delete its folder ({path.parent}) and rerun `dvc repro`") from error
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 

@@ -120,7 +120,9 @@ class LatentSegmenter(SegmentationMethod):
         if not path.is_file() or not (directory / AUTOENCODER_DIR).is_dir():
             raise FileNotFoundError(f"{path} or {directory / AUTOENCODER_DIR} is missing; the model folder is incomplete, rerun `dvc repro`")
         self.autoencoder = LatentAutoencoder.load(directory / AUTOENCODER_DIR)
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        from benchmark.utils.io import load_torch_file
+
+        payload = load_torch_file(path)
         self.network = self._build(payload["image_size"])
         self.network.load_state_dict(payload["state"])
         self.network.eval()

@@ -33,7 +33,7 @@ from benchmark.methods.latent_seg.diffusion import NoiseSchedule, add_noise, est
 from benchmark.methods.latent_seg.inference import predict_masks
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
 from benchmark.methods.supervised import images_to_tensor, mean_dice
-from benchmark.utils.io import atomic_path
+from benchmark.utils.io import atomic_path, load_torch_file
 from benchmark.utils.schedules import warmup_cosine
 
 LOG_COLUMNS = ["epoch", "train_loss", "noise", "latent", "dice", "val_dice", "best", "seconds"]
@@ -154,7 +154,7 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
     generator = torch.Generator().manual_seed(seed)
     history, best_score, best_state, start_epoch = [], -1.0, None, 0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_torch_file(checkpoint_path, weights_only=False)
         if state["config"] != to_mapping(config) or state["seed"] != seed:
             raise ValueError(f"{checkpoint_path} was written for another config or seed; delete it to start over")
         network.load_state_dict(state["network"])
