@@ -245,12 +245,7 @@ def test_checkpoint_folder_without_its_weights(saved_unet, tmp_path):
         get_method("unet").load(broken)
 
 
-@pytest.mark.parametrize("method", [
-    pytest.param("unet", marks=pytest.mark.xfail(strict=True, raises=OSError, reason=(
-        "known gap: this truncation makes torch raise OSError (EINVAL), which load_torch_file does not wrap yet; "
-        "the fix in benchmark/utils/io.py changes every model's fingerprint, so it waits for the next retrain"))),
-    "medsegdiff_v1",
-])
+@pytest.mark.parametrize("method", ["unet", "medsegdiff_v1"])  # the U-Net's truncation makes torch raise OSError (EINVAL)
 def test_truncated_checkpoint_names_the_file_and_the_fix(method, tmp_path, tiny_splits):
     """A weights file cut short (disk full, interrupted copy) is named, with the folder to delete."""
     from benchmark.methods import get_method

@@ -1,6 +1,8 @@
 """Contract tests over every entry of the METHODS registry, on a tiny learnable problem."""
 
+import collections
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -62,3 +64,42 @@ def test_training_loss_decreases(trained):
     log = pd.read_csv(out / "run" / "train_log.csv")
     assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]
     assert (log["val_dice"] >= 0).all() and (log["val_dice"] <= 1).all()
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_equal_step_budget_takes_exactly_the_real_only_steps(name, tiny_splits, tmp_path):
+    """With synthetic data under "equal_steps" every trainer takes epochs x ceil(n_real / batch) optimizer
+    steps, however large the training set (no rounding to whole epochs)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from benchmark.data.prepared import SegmentationData
+    from benchmark.methods.runs import budget_config
+
+    cls = get_method(name)
+    train = tiny_splits["train"]
+    n_real = len(train)
+    bigger = SegmentationData(list(train.ids) + [f"s{k}_{i}" for k in range(2) for i in train.ids],
+                              np.concatenate([train.images] * 3), np.concatenate([train.masks] * 3))  # fmt: skip
+    config = budget_config(cls.smoke_config(), n_real, len(bigger), "equal_steps")
+    assert config.epoch_size == n_real
+    steps = collections.Counter()
+    handle = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: steps.update([id(optimizer)]))
+    try:
+        cls(config).fit(bigger, tiny_splits["val"], seed=5, out_dir=tmp_path, progress=False)
+    finally:
+        handle.remove()
+    # the segmenter's optimizer is the last one created (latent methods may first fit their autoencoder)
+    assert list(steps.values())[-1] == config.epochs * math.ceil(n_real / config.batch_size)
+
+
+def test_epoch_order_is_the_plain_permutation_unless_cut():
+    import torch
+
+    from benchmark.methods.supervised import epoch_order
+
+    assert torch.equal(epoch_order(10, None, torch.Generator().manual_seed(3)), torch.randperm(10, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(epoch_order(10, 50, torch.Generator().manual_seed(3)), torch.randperm(10, generator=torch.Generator().manual_seed(3)))
+    cut = epoch_order(60, 10, torch.Generator().manual_seed(3))
+    assert len(cut) == 10 and len(set(cut.tolist())) == 10 and 0 <= cut.min() and cut.max() < 60
+    with pytest.raises(ValueError, match="epoch_size must be >= 1"):
+        epoch_order(10, 0, torch.Generator())

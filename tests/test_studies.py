@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.methods.runs import (SyntheticSpec, augmentation_runs, budget_epochs, parse_run, parse_synthetic, run_config,
+from benchmark.methods.runs import (SyntheticSpec, augmentation_runs, budget_config, parse_run, parse_synthetic, run_config,
                                     run_display_name, theta_run, volume_run)  # fmt: skip
 from benchmark.reporting import studies
 from benchmark.stats.significance import holm
@@ -88,13 +88,15 @@ def test_run_names_of_the_studies():
 
 
 def test_equal_step_budget():
-    assert budget_epochs(30, 400, 400, "equal_steps") == 30
-    assert budget_epochs(30, 400, 800, "equal_steps") == 15
-    assert budget_epochs(30, 400, 2400, "equal_steps") == 5
-    assert budget_epochs(4, 400, 2400, "equal_steps") == 1  # at least one epoch
-    assert budget_epochs(30, 400, 2400, "equal_epochs") == 30
+    from benchmark.methods.unet import UNetConfig
+
+    config = UNetConfig(epochs=15, batch_size=16)
+    assert budget_config(config, 415, 415, "equal_steps") == config  # real only: unchanged
+    more = budget_config(config, 415, 2490, "equal_steps")
+    assert (more.epochs, more.epoch_size) == (15, 415)  # same epochs, each a draw of 415 samples
+    assert budget_config(config, 415, 2490, "equal_epochs") == config
     with pytest.raises(ValueError, match="equal_steps or equal_epochs"):
-        budget_epochs(30, 400, 800, "equal_time")
+        budget_config(config, 400, 800, "equal_time")
 
 
 def test_run_summary_and_paired_comparisons_against_scipy(tmp_path):

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.methods.supervised import dice_bce_loss, images_to_tensor, masks_to_tensor, mean_dice
+from benchmark.methods.supervised import dice_bce_loss, epoch_order, epoch_samples, images_to_tensor, masks_to_tensor, mean_dice, training_device
 from benchmark.utils.io import atomic_path, load_torch_file
 
 TRAIN_TIMESTEPS = 1000
@@ -131,8 +131,8 @@ def denoising_loss(
     """
     batch = images.shape[0]
     clean = masks_to_diffusion(masks)
-    noise = torch.randn(clean.shape, generator=generator)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
+    noise = torch.randn(clean.shape, generator=generator).to(clean.device)  # drawn on the CPU: the same stream on any device
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
     condition = network.encode_condition(images)
     target = {"epsilon": noise, "sample": clean}.get(scheduler.config.prediction_type)
@@ -181,16 +181,18 @@ def sample_masks(
     count, _, height, width = images.shape
     noise = torch.randn((count, ensemble, 1, height, width), generator=generator)
     scheduler = sampling_scheduler(steps, prediction_type)
+    first = next(iter(network.parameters()), None) if isinstance(network, torch.nn.Module) else None
+    device = first.device if first is not None else images.device  # the network's device (any callable denoiser: the images')
     means = []
     for start in range(0, count, images_per_batch):
-        chunk = images[start : start + images_per_batch]
+        chunk = images[start : start + images_per_batch].to(device)
         condition = map_condition(network.encode_condition(chunk), lambda t: t.repeat_interleave(ensemble, dim=0))
-        sample = noise[start : start + len(chunk)].reshape(-1, 1, height, width)
+        sample = noise[start : start + len(chunk)].reshape(-1, 1, height, width).to(device)
         for timestep in scheduler.timesteps:
-            timesteps = torch.full((sample.shape[0],), int(timestep), dtype=torch.long)
+            timesteps = torch.full((sample.shape[0],), int(timestep), dtype=torch.long, device=device)
             prediction = network(sample, timesteps, condition)
             sample = scheduler.step(prediction, int(timestep), sample, eta=0.0).prev_sample
-        means.append(sample.clamp(-1, 1).view(len(chunk), ensemble, 1, height, width).mean(dim=1))
+        means.append(sample.clamp(-1, 1).view(len(chunk), ensemble, 1, height, width).mean(dim=1).cpu())
     return torch.cat(means) if means else torch.zeros((0, 1, height, width))
 
 
@@ -229,6 +231,9 @@ class MaskDiffusionConfig:
         validation_steps: DDIM steps of the per-epoch validation Dice (checkpoint selection);
             fewer than at test time to keep validation cheap.
         validation_ensemble: samples per image of the per-epoch validation.
+        epoch_size: samples per epoch (None: the whole training set); set by
+            ``train.synthetic_budget`` "equal_steps" for runs with synthetic data
+            (:func:`benchmark.methods.supervised.epoch_order`).
     """
 
     epochs: int = 15
@@ -244,6 +249,7 @@ class MaskDiffusionConfig:
     ensemble_size: int = 5
     validation_steps: int = 3
     validation_ensemble: int = 1
+    epoch_size: int | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "inference_steps", "ensemble_size", "validation_steps", "validation_ensemble"):
@@ -282,10 +288,12 @@ def train_mask_diffusion(
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU: batches, augmentation, t and noise (same stream on any device)
+    network.to(training_device())
+    device = next(network.parameters()).device
     scheduler = training_scheduler(config.prediction_type)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(train) / config.batch_size))
+    steps_per_epoch = max(1, math.ceil(epoch_samples(len(train), config.epoch_size) / config.batch_size))
     total_steps = config.epochs * steps_per_epoch
     learning_rate = warmup_cosine(optimizer, int(config.warmup_fraction * total_steps), total_steps)
     history: list[dict] = []
@@ -303,13 +311,14 @@ def train_mask_diffusion(
     bar = tqdm(range(start_epoch, config.epochs), desc=description, disable=not progress, unit="epoch", initial=start_epoch, total=config.epochs)
     for epoch in bar:
         network.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = epoch_order(len(train), config.epoch_size, generator)
         totals = {"train_loss": [], "diffusion_mse": [], "auxiliary": []}
-        for start in range(0, len(train), config.batch_size):
+        for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             batch_images, batch_masks = images[index], masks[index]
             if config.augmentation == "standard":
                 batch_images, batch_masks = standard_augment(batch_images, batch_masks, generator)
+            batch_images, batch_masks = batch_images.to(device), batch_masks.to(device)
             loss, parts = denoising_loss(network, batch_images, batch_masks, scheduler, generator, auxiliary_weight=config.auxiliary_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(

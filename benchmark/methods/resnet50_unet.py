@@ -52,6 +52,8 @@ class ResNet50UNetConfig:
         decoder_channels: channels of the decoder blocks, one per encoder stage, deepest first.
         epochs, batch_size, learning_rate, weight_decay: AdamW + one-cycle schedule.
         augmentation: "standard" (flip, rotation, scale, elastic) or "none".
+        epoch_size: samples per epoch (None: the whole training set); set by ``train.synthetic_budget``
+            "equal_steps" for runs with synthetic data (:func:`benchmark.methods.supervised.epoch_order`).
     """
 
     encoder_weights_path: str | None = None
@@ -62,6 +64,7 @@ class ResNet50UNetConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     augmentation: Literal["none", "standard"] = "standard"
+    epoch_size: int | None = None
 
     def __post_init__(self):
         if not 3 <= self.encoder_depth <= 5:
@@ -170,7 +173,8 @@ class ResNet50UNet(SegmentationMethod):
         self.weights_source = RANDOM_INIT
         if config.encoder_weights_path is not None:
             self.weights_source = load_encoder_weights(self.network.unet.encoder, config.encoder_weights_path)
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation)
+        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
+                            config.epoch_size)
         train_supervised(self.network, train, val, schedule, seed=seed, checkpoint_dir=Path(out_dir), progress=progress, description=f"{self.name} seed {seed}")
 
     def predict(self, images: np.ndarray) -> np.ndarray:

@@ -155,19 +155,22 @@ def run_config(config, data: str):
     return dataclasses.replace(config, augmentation=wanted)
 
 
-def budget_epochs(epochs: int, n_real: int, n_total: int, budget: str) -> int:
-    """Epochs over a training set of ``n_total`` (real + synthetic) images.
+def budget_config(config, n_real: int, n_total: int, budget: str):
+    """``config`` for a training set of ``n_total`` (real + synthetic) images.
 
-    ``budget`` "equal_steps": as many optimizer steps as ``epochs`` over the ``n_real`` real images
-    (rounded to whole epochs, at least 1): synthetic data comes at no extra compute, so the
-    augmentation axis compares data, not training length. "equal_epochs": ``epochs`` (the paper's
-    reading: more data, more steps).
+    ``budget`` "equal_steps": ``epoch_size`` = ``n_real``, so the run takes exactly the optimizer
+    steps of the real-only run (same epochs, steps per epoch, schedule and validation points), each
+    epoch a fresh random draw of ``n_real`` samples from real + synthetic: synthetic data comes at no
+    extra compute and the augmentation axis compares data, not training length. "equal_epochs":
+    ``config`` unchanged (the paper's reading: more data, more steps).
     """
-    if budget == "equal_epochs" or n_total <= n_real:
-        return epochs
-    if budget != "equal_steps":
+    import dataclasses
+
+    if budget not in ("equal_steps", "equal_epochs"):
         raise ValueError(f"unknown budget {budget!r}; use equal_steps or equal_epochs")
-    return max(1, round(epochs * n_real / n_total))
+    if budget == "equal_epochs" or n_total <= n_real:
+        return config
+    return dataclasses.replace(config, epoch_size=n_real)
 
 
 def _percent(value: float) -> int:

@@ -33,6 +33,32 @@ class Schedule:
     learning_rate: float
     weight_decay: float
     augmentation: str  # "none" or "standard"
+    epoch_size: int | None = None  # samples per epoch (None: the whole training set; see epoch_order)
+
+
+def epoch_samples(n_train: int, epoch_size: int | None) -> int:
+    """Samples one epoch visits: ``epoch_size`` (at most ``n_train``), or all ``n_train`` when None."""
+    if epoch_size is not None and epoch_size < 1:
+        raise ValueError(f"epoch_size must be >= 1 or None, got {epoch_size}")
+    return n_train if epoch_size is None else min(n_train, epoch_size)
+
+
+def epoch_order(n_train: int, epoch_size: int | None, generator: torch.Generator) -> torch.Tensor:
+    """The sample order of one epoch: a seeded permutation of the ``n_train`` samples, cut to
+    :func:`epoch_samples`. With ``epoch_size`` None (every real-only run) it is the plain permutation, so
+    the random stream is the same as a trainer without this option. ``train.synthetic_budget``
+    "equal_steps" sets ``epoch_size`` to the real training-set size for runs with synthetic data:
+    the same optimizer steps, schedule and validation points as the real-only run, each epoch a
+    fresh random draw from real + synthetic."""
+    return torch.randperm(n_train, generator=generator)[: epoch_samples(n_train, epoch_size)]
+
+
+def training_device() -> torch.device:
+    """The device ``accelerate`` picks for one process: a CUDA (or MPS) accelerator when present, else
+    the CPU (``ACCELERATE_USE_CPU=1`` forces the CPU). Data stay on the CPU and move per batch."""
+    from accelerate import PartialState
+
+    return PartialState().device
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -59,8 +85,9 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def predict_probabilities(network: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Sigmoid of the network's logits; uint8 (N, H, W, 3) -> float32 (N, H, W)."""
     network.eval()
+    device = next(network.parameters()).device
     outputs = [
-        torch.sigmoid(network(images_to_tensor(images[start : start + batch_size])))[:, 0]
+        torch.sigmoid(network(images_to_tensor(images[start : start + batch_size]).to(device)))[:, 0].cpu()
         for start in range(0, len(images), batch_size)
     ]
     return torch.cat(outputs).numpy().astype(np.float32)
@@ -100,8 +127,10 @@ def train_supervised(
     """
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
-    generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = max(1, int(np.ceil(len(train) / schedule.batch_size)))
+    generator = torch.Generator().manual_seed(seed)  # CPU: batches, augmentation (same stream on any device)
+    network.to(training_device())
+    device = next(network.parameters()).device
+    steps_per_epoch = max(1, int(np.ceil(epoch_samples(len(train), schedule.epoch_size) / schedule.batch_size)))
     if make_optimizer is not None:
         optimizer, scheduler = make_optimizer(network, schedule, schedule.epochs * steps_per_epoch)
     else:
@@ -124,13 +153,14 @@ def train_supervised(
     bar = tqdm(range(start_epoch, schedule.epochs), desc=description, disable=not progress, unit="epoch", initial=start_epoch, total=schedule.epochs)
     for epoch in bar:
         network.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = epoch_order(len(train), schedule.epoch_size, generator)
         losses = []
-        for start in range(0, len(train), schedule.batch_size):
+        for start in range(0, len(order), schedule.batch_size):
             index = order[start : start + schedule.batch_size]
             batch_images, batch_masks = images[index], masks[index]
             if schedule.augmentation == "standard":
                 batch_images, batch_masks = standard_augment(batch_images, batch_masks, generator)
+            batch_images, batch_masks = batch_images.to(device), batch_masks.to(device)
             loss = loss_fn(network(batch_images), batch_masks)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")

@@ -31,6 +31,8 @@ class UNetConfig:
         learning_rate: peak learning rate of the one-cycle schedule.
         weight_decay: AdamW weight decay.
         augmentation: "standard" (flip, rotation, scale, elastic) or "none".
+        epoch_size: samples per epoch (None: the whole training set); set by ``train.synthetic_budget``
+            "equal_steps" for runs with synthetic data (:func:`benchmark.methods.supervised.epoch_order`).
     """
 
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -41,6 +43,7 @@ class UNetConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     augmentation: Literal["none", "standard"] = "standard"
+    epoch_size: int | None = None
 
     def __post_init__(self):
         if len(self.channels) < 2 or min(self.channels) < 1:
@@ -86,7 +89,8 @@ class UNet(SegmentationMethod):
             torch.manual_seed(seed)  # weight initialisation draws from torch's global RNG
             self.network = self._build()
         config = self.config
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation)
+        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
+                            config.epoch_size)
         train_supervised(self.network, train, val, schedule, seed=seed, checkpoint_dir=Path(out_dir), progress=progress, description=f"unet seed {seed}")
 
     def predict(self, images: np.ndarray) -> np.ndarray:

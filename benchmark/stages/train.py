@@ -7,14 +7,15 @@ The runs are ``train.methods`` plus, on the datasets of ``ablation.datasets``, `
 A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the first
 ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>`` (modifiers
 pick another volume, θ, no gate, or an ablation set). With ``train.synthetic_budget`` "equal_steps"
-such a run trains for the optimizer steps of the method's real-only run (``budget_epochs``).
+such a run trains for exactly the optimizer steps of the method's real-only run (``budget_config``).
 
 Every (run, seed) is one job; ``train.workers`` processes take jobs longest first, each with
 ``train.threads // train.workers`` torch threads, and evaluate a seed as soon as it is trained
 (``benchmark.stages.evaluate``). A seed's result does not depend on the worker or the order.
 
 Writes, per run, ``models/<dataset>/runs/<run>/seed_<k>/`` holding ``model/`` (the checkpoint
-selected on validation), ``checkpoint.pt`` (resumable state), ``train_log.csv``, ``run.json``
+selected on validation), ``checkpoint.pt`` (resumable state while the seed trains; deleted once
+``model/`` and ``run.json`` are written, so DVC does not hash and cache optimizer states), ``train_log.csv``, ``run.json``
 (seed, time, sizes, provenance) and ``evaluation/`` (that seed's test scores); then
 ``results/<dataset>/runs/<run>/`` (per_image.csv, lesions.csv, metrics.json, inference.json) and
 ``results/<dataset>/runs.json`` (Dice per run and seed: the DVC metrics file).
@@ -93,7 +94,10 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
     elapsed = time.perf_counter() - started
     with atomic_dir(seed_dir / "model") as tmp:
         method.save(tmp)
+    from benchmark.methods.supervised import epoch_samples
+
     epochs = getattr(config, "epochs", None)
+    per_epoch = epoch_samples(len(train), getattr(config, "epoch_size", None))
     record = {
         "fingerprint": key,
         "seed": seed,
@@ -103,10 +107,12 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
         "n_train_synthetic": len(train) - n_real,
         "n_val": len(val),
         "epochs": epochs,
-        "optimizer_steps": (epochs or 0) * -(-len(train) // getattr(config, "batch_size", 1)),
+        "samples_per_epoch": per_epoch,
+        "optimizer_steps": (epochs or 0) * -(-per_epoch // getattr(config, "batch_size", 1)),
         "environment": environment_record(),
     }
     write_json(record_path, record)
+    (seed_dir / "checkpoint.pt").unlink(missing_ok=True)  # done: model/ holds the selected weights, train_log.csv the history
     return record, method
 
 
@@ -149,11 +155,9 @@ def _training_set(spec, n_train: int):
 
 def run_seed(run: str, index: int) -> dict:
     """Train (or skip) and evaluate (or reuse) seed ``index`` of ``run``; returns a short summary."""
-    import dataclasses
-
     from benchmark.config import load_section
     from benchmark.methods import get_method
-    from benchmark.methods.runs import budget_epochs, parse_run, parse_synthetic, run_config
+    from benchmark.methods.runs import budget_config, parse_run, parse_synthetic, run_config
     from benchmark.stages import evaluate
     from benchmark.utils.io import read_json
     from benchmark.utils.seeding import derive_seed
@@ -165,8 +169,7 @@ def run_seed(run: str, index: int) -> dict:
     config = run_config(params.config_of(name), data)
     n_real = len(_STATE["data"].subset("train"))
     train = _training_set(parse_synthetic(data), n_real)
-    if len(train) > n_real:
-        config = dataclasses.replace(config, epochs=budget_epochs(config.epochs, n_real, len(train), params.synthetic_budget))
+    config = budget_config(config, n_real, len(train), params.synthetic_budget)
     autoencoder_key = None
     if getattr(method_cls, "needs_autoencoder", False):
         if _STATE["autoencoder"] is None:

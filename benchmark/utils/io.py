@@ -96,7 +96,9 @@ def load_torch_file(path: str | os.PathLike, *, weights_only: bool = True) -> An
         raise FileNotFoundError(f"{path} is missing; the model folder is incomplete, rerun `dvc repro`")
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
+    except PermissionError:
+        raise
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:  # OSError: some truncations (EINVAL)
         raise CorruptFileError(f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:120]}): the file is truncated or "
                                f"not a torch checkpoint; delete its folder ({path.parent}) and rerun `dvc repro`") from error
 

@@ -51,6 +51,9 @@ class LatentSegmenterConfig:
             variants of every training image encoded once, exact, but 8× the encoding, ~28 s CPU
             for 415 images at 64²; no gain at 12 epochs); or "standard" (flip, rotation, scale,
             elastic on pixels, then the batch is encoded by the frozen VAE every step).
+        epoch_size: samples per epoch (None: the whole training set); set by
+            ``train.synthetic_budget`` "equal_steps" for runs with synthetic data
+            (:func:`benchmark.methods.supervised.epoch_order`).
         autoencoder_path: folder written by ``LatentAutoencoder.save`` (the ``autoencoder@<dataset>``
             stage's ``models/{dataset}/autoencoder/model``; ``{dataset}`` is filled by the train
             stage). None with nothing attached: ``fit`` trains one with ``autoencoder``.
@@ -84,6 +87,7 @@ class LatentSegmenterConfig:
     warmup_steps: int = 20
     max_grad_norm: float = 1.0
     augmentation: Literal["none", "dihedral", "standard"] = "none"
+    epoch_size: int | None = None
     autoencoder_path: str | None = None
     autoencoder: AutoencoderConfig = AutoencoderConfig()
 

@@ -32,7 +32,7 @@ from benchmark.methods.latent_seg.config import LatentSegmenterConfig
 from benchmark.methods.latent_seg.diffusion import NoiseSchedule, add_noise, estimate_clean_latent, noise_from_output, segmentation_loss
 from benchmark.methods.latent_seg.inference import predict_masks
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
-from benchmark.methods.supervised import images_to_tensor, mean_dice
+from benchmark.methods.supervised import epoch_order, epoch_samples, images_to_tensor, mean_dice
 from benchmark.utils.io import atomic_path, load_torch_file
 from benchmark.utils.schedules import warmup_cosine
 
@@ -148,7 +148,7 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
     network.to(device)
     alphas = schedule_of(config).alphas_cumprod()
     batches = TrainingBatches(train, autoencoder, network, config.augmentation)
-    steps_per_epoch = -(-len(train) // config.batch_size)
+    steps_per_epoch = -(-epoch_samples(len(train), config.epoch_size) // config.batch_size)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = warmup_cosine(optimizer, config.warmup_steps, config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(seed)
@@ -167,9 +167,9 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
     for epoch in bar:
         began = time.perf_counter()
         network.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = epoch_order(len(train), config.epoch_size, generator)
         terms = []
-        for start in range(0, len(train), config.batch_size):
+        for start in range(0, len(order), config.batch_size):
             batch = batches.draw(order[start : start + config.batch_size], generator)
             clean = batch["mask_latents"]
             timesteps = stratified_timesteps(len(clean), config.num_train_timesteps, generator)

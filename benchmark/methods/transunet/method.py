@@ -54,6 +54,8 @@ class TransUNetConfig:
         decoder_channels: channels of the four CUP blocks (1/8, 1/4, 1/2, 1/1).
         epochs, batch_size: training length; learning_rate, momentum, weight_decay, poly_power: SGD + poly.
         augmentation: "standard" (flip, rotation, scale, elastic) or "none".
+        epoch_size: samples per epoch (None: the whole training set); set by ``train.synthetic_budget``
+            "equal_steps" for runs with synthetic data (:func:`benchmark.methods.supervised.epoch_order`).
     """
 
     image_size: int = 64
@@ -75,6 +77,7 @@ class TransUNetConfig:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     augmentation: Literal["none", "standard"] = "standard"
+    epoch_size: int | None = None
 
     def __post_init__(self):
         if self.image_size < 16 or self.image_size % 16:
@@ -146,7 +149,8 @@ class TransUNet(SegmentationMethod):
                 f"train.{self.name}.image_size is {config.image_size} but the training images are {side[0]}x{side[1]}; "
                 f"set train.{self.name}.image_size: {side[0]} in params.yaml (it must equal prepare.image_size)"
             )
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation)
+        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
+                            config.epoch_size)
         with torch.random.fork_rng():
             # initialisation and dropout masks draw from torch's global RNG; augmentation and
             # shuffling use the trainer's own generator
