@@ -87,11 +87,11 @@ class TrainParams:
         base_seed: base of every training seed.
         threads: CPU threads the stage may use in all (torch threads per process when it runs alone).
         workers: processes that train and evaluate seeds in parallel, ``threads // workers`` threads
-            each (two one-thread processes do about twice the work of one two-thread process on
-            this suite's small networks); results do not depend on it.
-        synthetic_budget: training length of runs with synthetic data: "equal_steps" (as many
-            optimizer steps as the same method on the real split: the augmentation axis compares
-            data at equal compute) or "equal_epochs" (the method's epochs over real + synthetic).
+            each (two one-thread processes do more work than one two-thread process on this
+            suite's small networks: 1.3x for a U-Net step at 64²); results do not depend on it.
+        synthetic_budget: training length of runs with synthetic data: "equal_steps" (exactly the
+            optimizer steps of the same method on the real split: same epochs, each a random draw of
+            n_real samples from real + synthetic; the augmentation axis compares data at equal compute) or "equal_epochs" (the method's epochs over real + synthetic).
         method_configs: one section per method, e.g. ``train.unet``; parsed with the method's
             ``Config``. Methods without a section use their defaults.
     """
