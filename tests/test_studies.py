@@ -85,6 +85,8 @@ def test_run_names_of_the_studies():
     assert studies.table6_rows()["w/o synthetic data"] == "diffaug+real"
     with pytest.raises(ValueError, match="add them to ablation.runs"):
         studies.check_runs_exist(["unet", "unet+diffaug_v50"], {"unet"}, "Table 7")
+    assert studies.missing_runs(["unet+diffaug_t90", "unet", "unet+diffaug_t50"], {"unet"}) == ["unet+diffaug_t90", "unet+diffaug_t50"]
+    assert studies.missing_runs(["unet"], {"unet", "sdseg"}) == []
 
 
 def test_equal_step_budget():

@@ -193,9 +193,14 @@ def format_volume_table(curve: pd.DataFrame, reference_label: str) -> pd.DataFra
     })  # fmt: skip
 
 
+def missing_runs(runs, available) -> list[str]:
+    """The runs of ``runs`` (in order) that the params do not train (``available``: train.methods + ablation.runs)."""
+    return [run for run in runs if run not in available]
+
+
 def check_runs_exist(runs, available, where: str) -> None:
     """Fail with the fix when a study needs a run that the params do not train."""
-    missing = [run for run in runs if run not in available]
+    missing = missing_runs(runs, available)
     if missing:
         raise ValueError(f"{where} needs the runs {missing}, which neither train.methods nor ablation.runs lists; add them to ablation.runs")
 
