@@ -33,6 +33,13 @@ class ParamsError(ValueError):
     """A params file or mapping does not match its schema. The message names key and fix."""
 
 
+def check_epoch_size(epoch_size: int | None) -> None:
+    """Raise ``ValueError`` unless ``epoch_size`` is None or an int >= 1: every segmenter config's
+    ``__post_init__`` calls it, so a bad value fails when params are parsed, not at the first seed."""
+    if epoch_size is not None and (isinstance(epoch_size, bool) or not isinstance(epoch_size, int) or epoch_size < 1):
+        raise ValueError(f"epoch_size must be an int >= 1 or None (the whole training set), got {epoch_size!r}")
+
+
 def read_yaml(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
     """Read a YAML mapping, with errors that name the file."""
     path = Path(path)

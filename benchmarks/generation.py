@@ -12,6 +12,11 @@ the denoiser's forward passes, and the raw batched denoiser bound (the same UNet
 alone, timed on the same batch), so the overhead outside the UNet is visible. When the synthesize
 stage has run, also the throughput of its whole generate + validate loop (with its workers) and
 that as a fraction of the raw bound (the goal is at least 80 %).
+
+``--loop-samples N`` (needs the trained generator and validator) also runs the synthesize stage's own
+loop (its worker pool, ``_generate_and_segment``, ``run_loop``) on the first N jobs at ``--steps``
+and compares it with the raw bound at the same steps, measured in the same call: e.g. ``--steps 50``
+gives the figure at the paper's step count, ``--steps`` left out the default's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ def main() -> None:
     cli.add_argument("--guidance-scale", type=float, default=None, help="default: generator.guidance_scale")
     cli.add_argument("--threads", type=int, default=None, help="default: train.threads")
     cli.add_argument("--output", default=None, help="default: results/benchmarks/generation_<dataset>.json")
+    cli.add_argument("--loop-samples", type=int, default=0, help="also time the synthesize stage's loop on this many jobs (0: no)")
     args = cli.parse_args()
 
     import dataclasses
@@ -118,8 +124,43 @@ def main() -> None:
                           "steps": summary["generator"]["steps"], "acceptance_rate": summary["acceptance_rate"],
                           "fraction_of_raw_bound": rate / (n / raw) if same else None,
                           "note": "raw bound: the denoiser passes alone in one process at --threads threads"}  # fmt: skip
+    if args.loop_samples:
+        result["measured_loop"] = measure_loop(args, dataset, negative, steps, guidance, n / raw)
     write_json(args.output or f"results/benchmarks/generation_{args.dataset}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2, default=str))
+
+
+def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_rate: float) -> dict:
+    """The synthesize stage's loop (worker pool, generate + validate per batch) on ``--loop-samples`` jobs."""
+    import functools
+
+    from benchmark.config import load_section
+    from benchmark.generators.jobs import draw_jobs
+    from benchmark.generators.loop import iterate_jobs, run_loop
+    from benchmark.stages import synthesize
+    from benchmark.utils.pool import WorkerPool, split_threads
+
+    params = load_section("synthesize", args.params)
+    folder = Path("models") / args.dataset
+    if not (folder / "generator" / "model").is_dir() or not (folder / "validator" / "model").is_dir():
+        raise FileNotFoundError(f"--loop-samples needs {folder}/generator/model and {folder}/validator/model; run `dvc repro validator@{args.dataset}` first")
+    workers, threads = split_threads(load_section("train", args.params).threads, params.workers)
+    settings = {"backend": "latent", "generator": str(folder / "generator" / "model"), "validator": str(folder / "validator" / "model"),
+                "negative_prompt": negative, "steps": steps, "guidance_scale": guidance}  # fmt: skip
+    draw = functools.partial(draw_jobs, dataset, seed=0, part="train")
+    with WorkerPool(workers, threads, initializer=synthesize._load_models, initargs=(settings,)) as pool:
+        submit = functools.partial(pool.submit, synthesize._generate_and_segment)
+        warm = [submit(jobs) for jobs, _ in zip(iterate_jobs(draw, 1, 2), range(workers))]  # models loaded, first calls done
+        for future in warm:
+            future.result()
+        started = time.perf_counter()
+        table, *_ = run_loop(None, None, iterate_jobs(draw, params.n_variants, params.batch_size), target=args.loop_samples + 1,
+                             theta=params.theta, max_jobs=args.loop_samples, progress=True, submit=submit, lookahead=2 * workers)  # fmt: skip
+        elapsed = time.perf_counter() - started
+    rate = len(table) / elapsed
+    return {"steps": steps, "samples": int(len(table)), "workers": workers, "threads_per_worker": threads, "seconds": elapsed,
+            "validated_images_per_second": rate, "raw_denoiser_samples_per_second": raw_rate, "fraction_of_raw_bound": rate / raw_rate,
+            "acceptance_rate": float(table["accepted"].mean())}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -101,5 +101,34 @@ def test_epoch_order_is_the_plain_permutation_unless_cut():
     assert torch.equal(epoch_order(10, 50, torch.Generator().manual_seed(3)), torch.randperm(10, generator=torch.Generator().manual_seed(3)))
     cut = epoch_order(60, 10, torch.Generator().manual_seed(3))
     assert len(cut) == 10 and len(set(cut.tolist())) == 10 and 0 <= cut.min() and cut.max() < 60
-    with pytest.raises(ValueError, match="epoch_size must be >= 1"):
+    with pytest.raises(ValueError, match="epoch_size must be an int >= 1"):
         epoch_order(10, 0, torch.Generator())
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_epoch_size_fails_when_the_config_is_built(name, bad):
+    """Every registered config rejects a bad ``epoch_size`` in ``__post_init__``, i.e. when params are parsed."""
+    import dataclasses
+
+    cls = get_method(name)
+    with pytest.raises(ValueError, match="epoch_size must be an int >= 1"):
+        dataclasses.replace(cls.smoke_config(), epoch_size=bad)
+
+
+def test_steps_per_epoch_is_the_trainers_count():
+    from benchmark.methods.supervised import steps_per_epoch
+
+    assert [steps_per_epoch(n, None, 16) for n in (1, 16, 17, 415)] == [1, 1, 2, 26]
+    assert steps_per_epoch(1245, 415, 16) == 26 and steps_per_epoch(10, 50, 4) == 3
+
+
+def test_module_device_falls_back_for_modules_without_parameters():
+    import torch
+
+    from benchmark.methods.supervised import module_device
+
+    assert module_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert module_device(torch.nn.ReLU(), "meta") == torch.device("meta")
+    assert module_device(lambda x: x, torch.device("meta")) == torch.device("meta")
+    assert module_device(torch.nn.Linear(2, 2, device="meta")) == torch.device("meta")

@@ -186,3 +186,11 @@ def test_exp_run_set_param(workspace):
     assert "Running stage 'procedural'" not in output and "Running stage 'prepare@" not in output
     shown = run([str(BIN / "dvc"), "exp", "show", "--json"], workspace)
     assert "train.unet.epochs" in shown or '"epochs": 1' in shown
+
+
+def test_iterative_scoring_only_for_the_methods_own_run(workspace):
+    """Table 6's "w/o latent estimation" row reads N-step DDIM scores of DiffAug's own run; runs of the
+    same segmenter on other data (Table 6's ablations) are scored single-step only."""
+    runs = workspace / "results" / "synth_polyp" / "runs"
+    assert "iterative" in json.loads((runs / "diffaug" / "inference.json").read_text())
+    assert "iterative" not in json.loads((runs / "diffaug+diffaug_notext" / "inference.json").read_text())

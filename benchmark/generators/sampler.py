@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from benchmark.generators.inpainting import LATENT_CHANNELS, InpaintingConfig, make_inputs
+from benchmark.methods.supervised import module_device
 
 
 def make_scheduler(config: InpaintingConfig):
@@ -77,8 +78,7 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     if uncond_embeddings.shape[0] not in (1, batch) or uncond_embeddings.shape[1:] != text_embeddings.shape[1:]:
         raise ValueError(f"uncond_embeddings must be (1 or {batch}, {text_embeddings.shape[1]}, {text_embeddings.shape[2]}), "
                          f"got {tuple(uncond_embeddings.shape)}")  # fmt: skip
-    parameter = next(iter(denoiser.parameters()), None) if hasattr(denoiser, "parameters") else None
-    device = parameter.device if parameter is not None else known_latents.device
+    device = module_device(denoiser, known_latents.device)
     scheduler = make_scheduler(config)
     scheduler.set_timesteps(steps)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
 
@@ -37,7 +36,9 @@ from tqdm.auto import tqdm
 from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.methods.supervised import dice_bce_loss, epoch_order, epoch_samples, images_to_tensor, masks_to_tensor, mean_dice, training_device
+from benchmark.config import check_epoch_size
+from benchmark.methods.supervised import (dice_bce_loss, epoch_order, images_to_tensor, masks_to_tensor, mean_dice, module_device,
+                                         steps_per_epoch, training_device)
 from benchmark.utils.io import atomic_path, load_torch_file
 
 TRAIN_TIMESTEPS = 1000
@@ -181,8 +182,7 @@ def sample_masks(
     count, _, height, width = images.shape
     noise = torch.randn((count, ensemble, 1, height, width), generator=generator)
     scheduler = sampling_scheduler(steps, prediction_type)
-    first = next(iter(network.parameters()), None) if isinstance(network, torch.nn.Module) else None
-    device = first.device if first is not None else images.device  # the network's device (any callable denoiser: the images')
+    device = module_device(network, images.device)  # the network's device (any callable denoiser: the images')
     means = []
     for start in range(0, count, images_per_batch):
         chunk = images[start : start + images_per_batch].to(device)
@@ -252,6 +252,7 @@ class MaskDiffusionConfig:
     epoch_size: int | None = None
 
     def __post_init__(self):
+        check_epoch_size(self.epoch_size)
         for name in ("epochs", "batch_size", "inference_steps", "ensemble_size", "validation_steps", "validation_ensemble"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -289,12 +290,11 @@ def train_mask_diffusion(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
     generator = torch.Generator().manual_seed(seed)  # CPU: batches, augmentation, t and noise (same stream on any device)
-    network.to(training_device())
-    device = next(network.parameters()).device
+    device = training_device()
+    network.to(device)
     scheduler = training_scheduler(config.prediction_type)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, math.ceil(epoch_samples(len(train), config.epoch_size) / config.batch_size))
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.epochs * steps_per_epoch(len(train), config.epoch_size, config.batch_size)
     learning_rate = warmup_cosine(optimizer, int(config.warmup_fraction * total_steps), total_steps)
     history: list[dict] = []
     best_score, best_state, start_epoch = -1.0, None, 0

@@ -33,6 +33,7 @@ import torch
 
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
+from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 RANDOM_INIT = "random init (no ImageNet weights: encoder_weights_path is null)"
@@ -67,6 +68,7 @@ class ResNet50UNetConfig:
     epoch_size: int | None = None
 
     def __post_init__(self):
+        check_epoch_size(self.epoch_size)
         if not 3 <= self.encoder_depth <= 5:
             raise ValueError(f"encoder_depth must be 3, 4 or 5, got {self.encoder_depth}")
         if len(self.decoder_channels) != self.encoder_depth or min(self.decoder_channels) < 1:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from benchmark.config import check_epoch_size
 from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.utils.io import atomic_path, load_torch_file
@@ -38,9 +39,14 @@ class Schedule:
 
 def epoch_samples(n_train: int, epoch_size: int | None) -> int:
     """Samples one epoch visits: ``epoch_size`` (at most ``n_train``), or all ``n_train`` when None."""
-    if epoch_size is not None and epoch_size < 1:
-        raise ValueError(f"epoch_size must be >= 1 or None, got {epoch_size}")
+    check_epoch_size(epoch_size)
     return n_train if epoch_size is None else min(n_train, epoch_size)
+
+
+def steps_per_epoch(n_train: int, epoch_size: int | None, batch_size: int) -> int:
+    """Optimizer steps of one epoch, ``ceil(epoch_samples / batch_size)`` (>= 1): every trainer's count,
+    and the one ``run.json`` records (``optimizer_steps`` = epochs × this)."""
+    return max(1, -(-epoch_samples(n_train, epoch_size) // batch_size))
 
 
 def epoch_order(n_train: int, epoch_size: int | None, generator: torch.Generator) -> torch.Tensor:
@@ -51,6 +57,14 @@ def epoch_order(n_train: int, epoch_size: int | None, generator: torch.Generator
     the same optimizer steps, schedule and validation points as the real-only run, each epoch a
     fresh random draw from real + synthetic."""
     return torch.randperm(n_train, generator=generator)[: epoch_samples(n_train, epoch_size)]
+
+
+def module_device(module, fallback: torch.device | str = "cpu") -> torch.device:
+    """The device of ``module``'s first parameter; ``fallback`` for a module without parameters or any
+    other callable (e.g. a test's stand-in denoiser)."""
+    parameters = module.parameters() if isinstance(module, torch.nn.Module) else iter(())
+    first = next(iter(parameters), None)
+    return first.device if first is not None else torch.device(fallback)
 
 
 def training_device() -> torch.device:
@@ -85,7 +99,7 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def predict_probabilities(network: torch.nn.Module, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Sigmoid of the network's logits; uint8 (N, H, W, 3) -> float32 (N, H, W)."""
     network.eval()
-    device = next(network.parameters()).device
+    device = module_device(network)
     outputs = [
         torch.sigmoid(network(images_to_tensor(images[start : start + batch_size]).to(device)))[:, 0].cpu()
         for start in range(0, len(images), batch_size)
@@ -128,15 +142,15 @@ def train_supervised(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
     generator = torch.Generator().manual_seed(seed)  # CPU: batches, augmentation (same stream on any device)
-    network.to(training_device())
-    device = next(network.parameters()).device
-    steps_per_epoch = max(1, int(np.ceil(epoch_samples(len(train), schedule.epoch_size) / schedule.batch_size)))
+    device = training_device()
+    network.to(device)
+    total_steps = schedule.epochs * steps_per_epoch(len(train), schedule.epoch_size, schedule.batch_size)
     if make_optimizer is not None:
-        optimizer, scheduler = make_optimizer(network, schedule, schedule.epochs * steps_per_epoch)
+        optimizer, scheduler = make_optimizer(network, schedule, total_steps)
     else:
         optimizer = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=schedule.learning_rate, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.1
+            optimizer, max_lr=schedule.learning_rate, total_steps=total_steps, pct_start=0.1
         )
     history: list[dict] = []
     best_score, best_state, start_epoch = -1.0, None, 0

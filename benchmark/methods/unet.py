@@ -15,6 +15,7 @@ import torch
 
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
+from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 
@@ -46,6 +47,7 @@ class UNetConfig:
     epoch_size: int | None = None
 
     def __post_init__(self):
+        check_epoch_size(self.epoch_size)
         if len(self.channels) < 2 or min(self.channels) < 1:
             raise ValueError(f"channels needs at least two positive entries, got {self.channels}")
         if self.epochs < 1 or self.batch_size < 1:

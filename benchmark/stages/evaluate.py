@@ -35,7 +35,7 @@ def evaluation_key(train_fingerprint: str, params) -> str:
                               common.code_closure("benchmark.stages.evaluate", "benchmark.metrics.evaluate", "benchmark.metrics.selection"))  # fmt: skip
 
 
-def evaluate_seed(method, run_record: dict, test, val, native: list, native_val: list, params) -> dict:
+def evaluate_seed(method, run_record: dict, test, val, native: list, native_val: list, params, *, iterative: bool = True) -> dict:
     """Score one trained seed.
 
     Args:
@@ -44,6 +44,9 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
         test, val: ``SegmentationData`` of the test and validation splits (model resolution).
         native, native_val: their ground-truth masks at native resolution.
         params: the ``evaluate`` section.
+        iterative: for a latent segmenter, also score the same weights with N-step DDIM
+            (``inference["iterative"]``: Table 6's "w/o latent estimation" row, read from the
+            method's own run only; the train stage passes False for runs with another data set).
 
     Returns:
         ``{"per_image": DataFrame, "lesions": DataFrame, "inference": dict}``; the frames carry
@@ -68,7 +71,7 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
         frame.insert(0, "seed", run_record["seed"])
     inference = {"selected": chosen, "val_dice": val_scores, "test_images_per_second": speed, "hardware": hardware_name(),
                  "training": {key: run_record.get(key) for key in ("n_train_real", "n_train_synthetic", "epochs", "optimizer_steps", "train_seconds")}}  # fmt: skip
-    if getattr(type(method), "needs_autoencoder", False):  # Table 6: w/o latent estimation, same weights
+    if iterative and getattr(type(method), "needs_autoencoder", False):  # Table 6: w/o latent estimation, same weights
         from benchmark.methods.latent_seg.method import predict_latent_masks
 
         steps = method.config.iterative_steps

@@ -94,10 +94,11 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
     elapsed = time.perf_counter() - started
     with atomic_dir(seed_dir / "model") as tmp:
         method.save(tmp)
-    from benchmark.methods.supervised import epoch_samples
+    from benchmark.methods.supervised import epoch_samples, steps_per_epoch
 
     epochs = getattr(config, "epochs", None)
-    per_epoch = epoch_samples(len(train), getattr(config, "epoch_size", None))
+    epoch_size, batch_size = getattr(config, "epoch_size", None), getattr(config, "batch_size", 1)
+    per_epoch = epoch_samples(len(train), epoch_size)
     record = {
         "fingerprint": key,
         "seed": seed,
@@ -108,7 +109,7 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
         "n_val": len(val),
         "epochs": epochs,
         "samples_per_epoch": per_epoch,
-        "optimizer_steps": (epochs or 0) * -(-per_epoch // getattr(config, "batch_size", 1)),
+        "optimizer_steps": (epochs or 0) * steps_per_epoch(len(train), epoch_size, batch_size),  # the trainers' own count
         "environment": environment_record(),
     }
     write_json(record_path, record)
@@ -190,7 +191,7 @@ def run_seed(run: str, index: int) -> dict:
         if method is None:
             method = method_cls.load(seed_dir / "model")
         result = evaluate.evaluate_seed(method, read_json(seed_dir / "run.json"), _STATE["test"], _STATE["val"], _STATE["native"],
-                                        _STATE["native_val"], eval_params)  # fmt: skip
+                                        _STATE["native_val"], eval_params, iterative=run == name)  # fmt: skip
         evaluate.save_evaluation(result, seed_dir, key)
     return {"run": run, "index": index, "trained": trained, "seconds": time.perf_counter() - started,
             "dice": float(result["per_image"]["dice"].mean())}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from benchmark.config import check_epoch_size
 from benchmark.generators.configs import AutoencoderConfig
 
 #: A tiny autoencoder for the standalone fallback of the contract and smoke tests (32² -> 8² latents).
@@ -92,6 +93,7 @@ class LatentSegmenterConfig:
     autoencoder: AutoencoderConfig = AutoencoderConfig()
 
     def __post_init__(self):
+        check_epoch_size(self.epoch_size)
         positive = ("vision_channels", "fused_channels", "denoiser_layers_per_block", "num_train_timesteps", "iterative_steps",
                     "predict_batch_size", "epochs", "batch_size")  # fmt: skip
         for name in positive:

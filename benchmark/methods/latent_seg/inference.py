@@ -7,7 +7,7 @@ import torch
 
 from benchmark.methods.latent_seg.diffusion import noise_from_output, sample_clean_latents
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
-from benchmark.methods.supervised import images_to_tensor
+from benchmark.methods.supervised import images_to_tensor, module_device
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def predict_masks(network: LatentSegmentationNetwork, autoencoder, images: np.nd
     if images.shape[1] % factor or images.shape[2] % factor:
         raise ValueError(f"image side {images.shape[1:3]} is not divisible by the autoencoder's factor {factor}")
     network.eval()
-    device = next(network.parameters()).device
+    device = module_device(network)
     shape = (len(images), network.latent_channels, images.shape[1] // factor, images.shape[2] // factor)
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
     alphas = alphas_cumprod.to(device)

@@ -32,7 +32,7 @@ from benchmark.methods.latent_seg.config import LatentSegmenterConfig
 from benchmark.methods.latent_seg.diffusion import NoiseSchedule, add_noise, estimate_clean_latent, noise_from_output, segmentation_loss
 from benchmark.methods.latent_seg.inference import predict_masks
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
-from benchmark.methods.supervised import epoch_order, epoch_samples, images_to_tensor, mean_dice
+from benchmark.methods.supervised import epoch_order, images_to_tensor, mean_dice, steps_per_epoch
 from benchmark.utils.io import atomic_path, load_torch_file
 from benchmark.utils.schedules import warmup_cosine
 
@@ -148,9 +148,9 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
     network.to(device)
     alphas = schedule_of(config).alphas_cumprod()
     batches = TrainingBatches(train, autoencoder, network, config.augmentation)
-    steps_per_epoch = -(-epoch_samples(len(train), config.epoch_size) // config.batch_size)
+    total_steps = config.epochs * steps_per_epoch(len(train), config.epoch_size, config.batch_size)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.warmup_steps, config.epochs * steps_per_epoch)
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, total_steps)
     generator = torch.Generator().manual_seed(seed)
     history, best_score, best_state, start_epoch = [], -1.0, None, 0
     if checkpoint_path.is_file():

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
+from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 
@@ -80,6 +81,7 @@ class TransUNetConfig:
     epoch_size: int | None = None
 
     def __post_init__(self):
+        check_epoch_size(self.epoch_size)
         if self.image_size < 16 or self.image_size % 16:
             raise ValueError(f"image_size must be a positive multiple of 16 (the encoder downsamples 16x), got {self.image_size}")
         if self.hidden_size % self.num_heads:
