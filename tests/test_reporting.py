@@ -126,3 +126,37 @@ def test_table2_significance_uses_best_other_and_holm():
     assert list(table["method"]) == ["A", "b", "c"]
     assert list(table["vs (best other)"]) == ["c", "A", "A"]  # means: a 0.70, c 0.65, b 0.50
     assert table.loc[0, "Δ Dice (pp)"] == "+5.00"
+
+
+def test_speed_goals_table_reads_the_benchmark_files(tmp_path):
+    import json
+
+    from benchmark.reporting.tables import speed_goals_table
+
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    assert speed_goals_table(tmp_path, ["d"]).empty  # nothing measured: no rows, no error
+    (bench / "validator_d.json").write_text(json.dumps({"speedup_single_over_iterative": {"50": 5.0, "10": 9.5},
+                                                        "time_per_image_ms": {"fixed_share_of_single_step": 0.25}}))
+    (bench / "generation_d.json").write_text(json.dumps({"loop": {"fraction_of_raw_bound": 0.45, "validated_images_per_second": 22.0,
+                                                                  "steps": 5, "workers": 2}}))
+    (bench / "generation_d_steps50.json").write_text(json.dumps({"measured_loop": {"fraction_of_raw_bound": 1.05, "validated_images_per_second": 4.0,
+                                                                                   "fraction_of_raw_bound_same_workers": 0.85,
+                                                                                   "steps": 50, "workers": 2, "samples": 128}}))
+    (bench / "generation_d_other.json").write_text(json.dumps({"loop": {"fraction_of_raw_bound": None, "validated_images_per_second": 22.0,
+                                                                        "steps": 5, "workers": 2}}))  # measured at other steps: no row
+    (bench / "validator_paper_scale.json").write_text(json.dumps({"image_size": 256, "speedup_single_over_iterative": {"10": 3.0},
+                                                                  "time_per_image_ms": {"fixed_share_of_single_step": 1.02}}))
+    table = speed_goals_table(tmp_path, ["d"])
+    assert list(table["measurement"]) == ["validator: single-step vs 10-step DDIM", "validator: single-step vs 50-step DDIM",
+                                          "generate + validate loop vs raw denoiser bound (synthesize stage)",
+                                          "generate + validate loop vs raw denoiser bound (timed loop, 128 jobs)",
+                                          "validator: single-step vs 10-step DDIM"]
+    # 9.5 >= 0.9 * 10 is met, 5.0 < 45 is not; 45 % < 80 % is not met, 85 % is
+    assert list(table["met"]) == ["yes", "no", "no", "yes", "no"]
+    assert table["figure"].iloc[0] == "9.50× faster" and table["goal"].iloc[1] == ">= 45.0×"
+    assert table["why"].iloc[0] == "encoding + decoding: 25 % of a single step (fitted)"
+    assert table["why"].iloc[4] == "encoding + decoding: 100 % of a single step (fitted)"  # a fit above 1 is shown as 100 %
+    # the stricter same-workers bound decides when it was measured; the one-process figure is shown beside it
+    assert table["figure"].iloc[3] == "85 % of the same-workers bound (4.0 samples/s); 105 % of the one-process bound"
+    assert table["figure"].iloc[2] == "45 % of the one-process bound (22.0 samples/s)" and "paper size, 256 px" in table["network"].iloc[4]

@@ -346,6 +346,60 @@ def efficiency_table(results_dir: str | Path, models_dir: str | Path, datasets: 
     return pd.DataFrame(rows)
 
 
+def speed_goals_table(results_dir: str | Path, datasets: list[str]) -> pd.DataFrame:
+    """Issue 8's speed goals against the benchmark scripts' measurements (``results/benchmarks/``).
+
+    Rows: the validator's single-step speedup over N-step DDIM on the same network (goal: at least
+    0.9·N, i.e. a denoiser call is the only per-step cost), from ``validator_<dataset>.json`` and, when
+    measured, ``validator_paper_scale.json`` (the paper-size network, freshly initialised); the
+    generate + validate loop's validated samples/s as a fraction of the raw batched-denoiser bound
+    (goal: at least 0.8), from every ``generation_<dataset>*.json``: the synthesize stage's own loop
+    (``loop``, when measured at the stage's steps) and the script's timed loop at its step count
+    (``measured_loop``; its bound on the loop's own workers when recorded). Columns:
+    ``measurement``, ``network``, ``figure``, ``goal``, ``met``, ``why`` (the fixed share of a
+    single step or the loop's steps), ``source``. Empty when nothing was measured.
+    """
+    bench = Path(results_dir) / "benchmarks"
+    rows = []
+
+    def validator_rows(record: dict, network: str, source: str) -> None:
+        fixed = record.get("time_per_image_ms", {}).get("fixed_share_of_single_step")
+        for steps, speedup in sorted(record["speedup_single_over_iterative"].items(), key=lambda item: int(item[0])):
+            rows.append({"measurement": f"validator: single-step vs {steps}-step DDIM", "network": network,
+                         "figure": f"{speedup:.2f}× faster", "goal": f">= {0.9 * int(steps):.1f}×", "met": "yes" if speedup >= 0.9 * int(steps) else "no",
+                         "why": f"encoding + decoding: {100 * min(fixed, 1.0):.0f} % of a single step (fitted)" if fixed is not None else "–",
+                         "source": source})  # fmt: skip
+
+    def loop_row(loop: dict, network: str, what: str, source: str) -> None:
+        # the stricter bound when measured: the denoiser passes alone on the loop's own worker processes
+        strict = loop.get("fraction_of_raw_bound_same_workers")
+        fraction = strict if strict is not None else loop.get("fraction_of_raw_bound")
+        if fraction is None:  # the stage's loop in a file measured at other steps: no bound to compare with
+            return
+        bound = "same-workers" if strict is not None else "one-process"
+        figure = f"{100 * fraction:.0f} % of the {bound} bound ({loop['validated_images_per_second']:.1f} samples/s)"
+        if strict is not None and loop.get("fraction_of_raw_bound") is not None:
+            figure += f"; {100 * loop['fraction_of_raw_bound']:.0f} % of the one-process bound"
+        rows.append({"measurement": f"generate + validate loop vs raw denoiser bound ({what})", "network": network, "figure": figure,
+                     "goal": ">= 80 %", "met": "yes" if fraction >= 0.8 else "no",
+                     "why": f"{loop['steps']} DDIM steps, {loop.get('workers')} workers", "source": source})  # fmt: skip
+
+    for dataset in datasets:
+        validator = _read_optional(bench / f"validator_{dataset}.json")
+        if validator:
+            validator_rows(validator, f"{dataset} (trained)", f"validator_{dataset}.json")
+        for path in sorted(bench.glob(f"generation_{dataset}*.json")):
+            record = read_json(path)
+            if "loop" in record:
+                loop_row(record["loop"], dataset, "synthesize stage", path.name)
+            if "measured_loop" in record:
+                loop_row(record["measured_loop"], dataset, f"timed loop, {record['measured_loop']['samples']} jobs", path.name)
+    paper = _read_optional(bench / "validator_paper_scale.json")
+    if paper:
+        validator_rows(paper, f"paper size, {paper.get('image_size', '?')} px (freshly initialised)", "validator_paper_scale.json")
+    return pd.DataFrame(rows, columns=["measurement", "network", "figure", "goal", "met", "why", "source"])
+
+
 def quality_table(summaries: dict[str, dict]) -> pd.DataFrame:
     """Table 5 from ``results/<dataset>/quality/summary.json``: accepted vs rejected generations.
 
