@@ -123,27 +123,29 @@ _STATE: dict = {}
 
 
 def _setup_worker(dataset: str, params_path: str) -> None:
+    from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
 
     data = PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json")
     test, val = data.subset("test"), data.subset("val")
     _STATE.clear()
-    _STATE.update(dataset=dataset, params=params_path, data=data, test=test, val=val, native=data.native_masks(list(test.ids)),
-                  native_val=data.native_masks(list(val.ids)), synthetic={}, autoencoder=None)  # fmt: skip
+    _STATE.update(dataset=dataset, data=data, test=test, val=val, native=data.native_masks(list(test.ids)),
+                  native_val=data.native_masks(list(val.ids)), synthetic={}, autoencoder=None,
+                  train_params=load_section("train", params_path), eval_params=load_section("evaluate", params_path),
+                  volume=load_section("synthesize", params_path).volume)  # fmt: skip
 
 
 def _training_set(spec, n_train: int):
     """Real training split plus the synthetic pairs of ``spec`` (cached per worker)."""
     import numpy as np
 
-    from benchmark.config import load_section
     from benchmark.data.prepared import SegmentationData
     from benchmark.generators.loop import accepted_subset
 
     train = _STATE["data"].subset("train")
     if spec is None:
         return train
-    volume = spec.volume if spec.volume is not None else load_section("synthesize", _STATE["params"]).volume
+    volume = spec.volume if spec.volume is not None else _STATE["volume"]
     cache_key = (spec.folder(_STATE["dataset"]), volume, spec.theta, spec.validated)
     if cache_key not in _STATE["synthetic"]:
         # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
@@ -156,15 +158,13 @@ def _training_set(spec, n_train: int):
 
 def run_seed(run: str, index: int) -> dict:
     """Train (or skip) and evaluate (or reuse) seed ``index`` of ``run``; returns a short summary."""
-    from benchmark.config import load_section
     from benchmark.methods import get_method
     from benchmark.methods.runs import budget_config, parse_run, parse_synthetic, run_config
     from benchmark.stages import evaluate
     from benchmark.utils.io import read_json
     from benchmark.utils.seeding import derive_seed
 
-    dataset, params_path = _STATE["dataset"], _STATE["params"]
-    params = load_section("train", params_path)
+    dataset, params = _STATE["dataset"], _STATE["train_params"]  # parsed once per worker
     name, data = parse_run(run)
     method_cls = get_method(name)
     config = run_config(params.config_of(name), data)
@@ -184,7 +184,7 @@ def run_seed(run: str, index: int) -> dict:
     record, method = train_seed(train, _STATE["val"], method_cls, config, seed, seed_dir, progress=False, n_real=n_real,
                                 autoencoder=_STATE["autoencoder"], autoencoder_key=autoencoder_key)  # fmt: skip
     trained = method is not None
-    eval_params = load_section("evaluate", params_path)
+    eval_params = _STATE["eval_params"]
     key = evaluate.evaluation_key(record["fingerprint"], eval_params)
     result = evaluate.load_evaluation(seed_dir, key)
     if result is None:
@@ -206,7 +206,7 @@ def plan(dataset: str, runs: list[str], params_path: str) -> list[tuple[str, int
 
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
-    from benchmark.methods.runs import parse_run, parse_synthetic
+    from benchmark.methods.runs import parse_run, parse_synthetic, run_config
 
     params = load_section("train", params_path)
     data = PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json")
@@ -225,7 +225,7 @@ def plan(dataset: str, runs: list[str], params_path: str) -> list[tuple[str, int
             if not (folder / "manifest.csv").is_file():
                 stage = f"synthesize@{dataset}" if spec.set == "main" else f"ablation_synthesize@{dataset}-{spec.set}"
                 raise FileNotFoundError(f"{folder}/manifest.csv is missing (run {run!r}); run `dvc repro {stage}` first")
-        config = params.config_of(name)
+        config = run_config(params.config_of(name), kind)  # the run's own settings (e.g. +noaug: no augmentation)
         steps = getattr(config, "epochs", 1) * math.ceil(n_train / getattr(config, "batch_size", 1))
         costs[run] = steps * RELATIVE_STEP_COST.get(name, 1.0) * (1.3 if getattr(config, "augmentation", "") == "standard" else 1.0)
     jobs = [(run, index) for run in runs for index in range(params.n_seeds)]
