@@ -89,19 +89,8 @@ def main() -> None:
     parts = dict(generator.last_timings)
 
     # raw bound: the same number of batched UNet forward passes (2B for guidance), nothing else
-    unet = generator.denoiser
-    latent = generator.autoencoder.encode_images(backgrounds[:1]).shape[-1]
-    dim = generator.text_encoder.dim
-    raw = 0.0
-    with torch.no_grad():
-        for start in range(0, n, config.batch_size):
-            b = min(config.batch_size, n - start)
-            inputs = torch.randn(2 * b, 9, latent, latent)
-            text = torch.randn(2 * b, config.max_length, dim)
-            clock = time.perf_counter()
-            for t in range(steps):
-                unet(inputs, torch.full((2 * b,), 999 - t * (1000 // steps)), encoder_hidden_states=text)
-            raw += time.perf_counter() - clock
+    latent = generator.denoiser.config.sample_size
+    raw = sum(raw_denoiser_seconds(generator, min(config.batch_size, n - start), steps) for start in range(0, n, config.batch_size))
     result = {
         "dataset": args.dataset, "weights": weights, "samples": n, "batch_size": config.batch_size, "steps": steps,
         "guidance_scale": guidance, "image_size": int(backgrounds.shape[1]), "latent_size": int(latent), "threads": threads,
@@ -160,7 +149,7 @@ def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_
         # the same denoiser passes alone, on the same workers (random inputs of the batches' sizes)
         sizes = [min(params.batch_size, len(table) - start) for start in range(0, len(table), params.batch_size)]
         started = time.perf_counter()
-        for future in [pool.submit(_raw_denoiser_batch, size, steps) for size in sizes]:
+        for future in [pool.submit(_raw_denoiser_in_worker, size, steps) for size in sizes]:
             future.result()
         pool_raw_rate = len(table) / (time.perf_counter() - started)
     rate = len(table) / elapsed
@@ -171,20 +160,25 @@ def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_
             "note": "raw_denoiser_samples_per_second: one process at --threads threads; _same_workers: the loop's own worker processes"}  # fmt: skip
 
 
-def _raw_denoiser_batch(size: int, steps: int) -> None:
-    """In a loop worker: the ``steps`` batched UNet passes (2 × ``size`` for guidance) of one batch, nothing else."""
+def raw_denoiser_seconds(generator, size: int, steps: int) -> float:
+    """Seconds of one batch's ``steps`` batched UNet passes alone (2 × ``size`` for guidance), on random inputs."""
     import torch
 
-    from benchmark.stages import synthesize
-
-    generator = synthesize._MODELS["generator"]
-    config = generator.config
     latent = generator.denoiser.config.sample_size
     inputs = torch.randn(2 * size, 9, latent, latent)
-    text = torch.randn(2 * size, config.max_length, generator.text_encoder.dim)
+    text = torch.randn(2 * size, generator.config.max_length, generator.text_encoder.dim)
+    clock = time.perf_counter()
     with torch.no_grad():
         for t in range(steps):
             generator.denoiser(inputs, torch.full((2 * size,), 999 - t * (1000 // steps)), encoder_hidden_states=text)
+    return time.perf_counter() - clock
+
+
+def _raw_denoiser_in_worker(size: int, steps: int) -> float:
+    """:func:`raw_denoiser_seconds` with the loop worker's own generator."""
+    from benchmark.stages import synthesize
+
+    return raw_denoiser_seconds(synthesize._MODELS["generator"], size, steps)
 
 
 if __name__ == "__main__":
