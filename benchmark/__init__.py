@@ -15,3 +15,9 @@ that need them.
 """
 
 __version__ = "0.1.0"
+
+# Before anything imports NumPy or torch: one CPU code path on every x86-64 machine (bit-identical
+# reruns of the default; see benchmark/numerics.py). BENCHMARK_NUMERICS=native switches it off.
+from benchmark import numerics as _numerics  # noqa: E402
+
+_numerics.pin()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import benchmark  # noqa: F401, I001 - first: pins NumPy's and torch's CPU code paths before they load (benchmark/numerics.py)
 import os
 from pathlib import Path
 

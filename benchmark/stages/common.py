@@ -117,7 +117,8 @@ def is_main_process() -> bool:
 
 
 def fingerprint(payload: dict, arrays=(), code: tuple[str, ...] = ()) -> str:
-    """SHA-256 over a JSON payload (config, seed, ...), array bytes and the source files under ``code``.
+    """SHA-256 over a JSON payload (config, seed, ...), the numeric code path (:func:`benchmark.numerics.level`),
+    array bytes and the source files under ``code``.
 
     ``code`` entries are paths relative to the repository root (files or folders of ``*.py``).
     """
@@ -125,7 +126,10 @@ def fingerprint(payload: dict, arrays=(), code: tuple[str, ...] = ()) -> str:
     import json
     from pathlib import Path
 
+    from benchmark import numerics
+
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+    digest.update(numerics.level().encode())  # another CPU code path gives other bits: not the same model
     for array in arrays:
         digest.update(array.tobytes())
     root = Path(__file__).resolve().parents[2]

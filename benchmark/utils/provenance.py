@@ -8,6 +8,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from benchmark import numerics
+
 
 def git_revision() -> str | None:
     """The current commit SHA (with ``-dirty`` when the work tree has changes), or None."""
@@ -39,7 +41,7 @@ def hardware_name() -> str:
 
 
 def environment_record() -> dict:
-    """Versions, platform and hardware as a JSON-ready dict."""
+    """Versions, platform, hardware and the pinned CPU code path (:mod:`benchmark.numerics`) as a JSON-ready dict."""
     versions = {}
     for package in ("torch", "numpy", "monai", "diffusers", "dvc", "diffaug-benchmark"):
         try:
@@ -52,4 +54,5 @@ def environment_record() -> dict:
         "platform": platform.platform(),
         "hardware": hardware_name(),
         "versions": versions,
+        "numerics": numerics.describe(),
     }
