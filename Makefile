@@ -1,6 +1,7 @@
 # Two commands do all the set-up (see README.md):
 #   make repro   create the environment if needed, then run the default `dvc repro`
 #   make test    create the environment if needed, then run the test suite
+#   make verify  after make repro: compare the rerun with the committed results
 # The environment is a virtualenv in .venv built from pyproject.toml (pinned versions).
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro test test-all reports clean-results
+.PHONY: env repro test test-all reports verify clean-results
 
 env: $(STAMP)
 
@@ -36,6 +37,11 @@ test: $(STAMP)
 # Includes tests marked `slow` (several minutes each).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m ""
+
+# After `make repro`: how far the rerun is from the committed results (exact match, or each run's
+# difference next to the seed-to-seed spread; exit status 1 only beyond seed noise). See README, "Reproducibility".
+verify: $(STAMP)
+	$(BIN)/python -m benchmark.verify
 
 # Re-render the notebooks from existing results without re-running training.
 reports: $(STAMP)

@@ -103,7 +103,9 @@ def mode() -> str:
     """``BENCHMARK_NUMERICS`` ("pinned" unless set); a typo is an error that names the choices."""
     value = os.environ.get(SWITCH, "pinned").strip().lower() or "pinned"
     if value not in MODES:
-        raise ValueError(f"{SWITCH}={value!r} is not one of {MODES}: unset it (pinned, the default) or set it to 'native'")
+        raise ValueError(
+            f"{SWITCH}={value!r} is not one of {MODES}: unset it (pinned, the default) or set it to 'native'"
+        )
     return value
 
 
@@ -117,15 +119,25 @@ def pin() -> dict:
     chosen = mode()
     flags = cpu_flags() if is_x86_64() else frozenset()
     environment = pinned_environment(flags) if chosen == "pinned" else {}
-    overridden = {key: os.environ[key] for key, value in environment.items() if key in os.environ and os.environ[key] != value}
+    overridden = {
+        key: os.environ[key] for key, value in environment.items() if key in os.environ and os.environ[key] != value
+    }
     os.environ.update(environment)
-    late = [name for name in ("numpy", "torch") if name in sys.modules and any(key in environment for key in _READ_AT_IMPORT[name])]
+    late = [
+        name
+        for name in ("numpy", "torch")
+        if name in sys.modules and any(key in environment for key in _READ_AT_IMPORT[name])
+    ]
     if late:
         names = ", ".join(late)
         message = f"{names} was imported before the benchmark package, so its CPU level may not be pinned"
-        warnings.warn(f"benchmark.numerics: {message} (import benchmark first; see benchmark/numerics.py)", stacklevel=2)
+        warnings.warn(
+            f"benchmark.numerics: {message} (import benchmark first; see benchmark/numerics.py)", stacklevel=2
+        )
     _STATE.clear()
-    _STATE.update(mode=chosen, level=level(chosen, flags), environment=environment, overridden=overridden, imported_too_late=late)
+    _STATE.update(
+        mode=chosen, level=level(chosen, flags), environment=environment, overridden=overridden, imported_too_late=late
+    )
     return dict(_STATE)
 
 
@@ -165,7 +177,9 @@ def numpy_dispatch(functions: str = "^(sin|cos|exp|log|add|multiply|sqrt)$") -> 
     from numpy.lib.introspect import opt_func_info
 
     info = opt_func_info(func_name=functions, signature="float64")
-    return {name: loops[signature]["current"] for name, loops in sorted(info.items()) for signature in sorted(loops)[:1]}
+    return {
+        name: loops[signature]["current"] for name, loops in sorted(info.items()) for signature in sorted(loops)[:1]
+    }
 
 
 #: Python's string-hash seed of every stage process (set/dict order of strings); the Makefile exports
