@@ -68,7 +68,7 @@ def materialise_reference(reference: str, root: Path, into: Path) -> Path:
                 f"{folder} has no results/ folder: pass the root of another clone (it holds results/ and dvc.lock)"
             )
         return folder
-    paths = [path for path in ("results", "dvc.lock") if _exists_at(root, reference, path)]
+    paths = [path for path in ("results", "dvc.lock", "params.yaml") if _exists_at(root, reference, path)]
     if "results" not in paths:
         raise VerifyError(
             f"{reference!r} is neither a folder nor a git revision with results/ in {root} "
@@ -78,7 +78,8 @@ def materialise_reference(reference: str, root: Path, into: Path) -> Path:
         ["git", "-C", str(root), "archive", "--format=tar", reference, *paths], capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
+        tar.extractall(into, **safe)
     return into
 
 
@@ -359,7 +360,7 @@ def verify(
     results = results or rerun_root / "results"
     if not results.is_dir():
         raise VerifyError(f"{results} does not exist: run `make repro` (or `dvc repro`) first, or pass --results")
-    methods = _train_methods(params or rerun_root / "params.yaml")
+    methods = sorted(set(_train_methods(params or rerun_root / "params.yaml")) | set(_train_methods(reference / "params.yaml")))
     reference_runs, rerun_runs = run_folders(reference / "results"), run_folders(results)
     if not reference_runs:
         raise VerifyError(f"the reference {reference} holds no results/<dataset>/runs/<run>/per_image.csv")
@@ -421,7 +422,6 @@ def format_report(report: Report) -> str:
     lines.append(header)
     for c in report.runs:
         if c.status in ("reference only", "rerun only"):
-            lines.append(f"{c.dataset:<14} {c.run:<28} {c.tables:<7} {c.status}: not compared")
             continue
         spread = f"{c.seed_std_reference * 100:.2f}/{c.seed_std_rerun * 100:.2f}"
         ci = "" if c.status == "exact" else f"[{_pp(c.ci_low)}, {_pp(c.ci_high)}] n={c.n_units} {c.unit.split(' ')[0]}s"
@@ -429,6 +429,10 @@ def format_report(report: Report) -> str:
             f"{c.dataset:<14} {c.run:<28} {c.tables:<7} {c.dice_reference:8.4f} {c.dice_rerun:7.4f} {_pp(c.delta_dice):>9} "
             f"{spread:>11} {ci:>22} {_p(c.welch_p):>8} {_p(c.p_holm):>7}  {c.verdict}"
         )
+    for status in ("reference only", "rerun only"):
+        alone = [f"{c.dataset}/{c.run}" for c in report.runs if c.status == status]
+        if alone:
+            lines.append(f"not compared, {status} ({len(alone)}): {', '.join(alone)}")
     lines.append("")
     lines.append("per table:")
     for table in sorted({t.strip() for c in report.runs for t in c.tables.split(",")}):
