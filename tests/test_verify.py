@@ -176,3 +176,15 @@ def test_command_line_exit_codes_and_git_reference(reference, tmp_path):
     assert run("--reference", str(reference)).returncode == 1  # another clone's folder as the reference
     missing = run("--reference", "no-such-revision")
     assert missing.returncode == 2 and "neither a folder nor a git revision" in missing.stderr
+
+
+def test_identical_results_with_other_data_md5_are_named_apart(reference, tmp_path):
+    """E.g. .npz containers from another Python version: the arrays and every result are the same, the md5 is not."""
+    rerun = rerun_copy(reference, tmp_path)
+    lock = "schema: '2.0'\nstages:\n  prepare@toy:\n    cmd: x\n    outs:\n    - path: data/prepared/toy\n      md5: {}\n"
+    (reference / "dvc.lock").write_text(lock.format("1.dir"))
+    (rerun / "dvc.lock").write_text(lock.format("2.dir"))
+    text = verify.format_report(verify.verify(reference, rerun))
+    assert "differs: data/prepared/toy" in text
+    assert "results byte-identical; some data outputs have another md5" in text
+    assert not verify.verify(reference, rerun).failed
