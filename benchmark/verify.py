@@ -8,8 +8,8 @@
 Run it after ``make repro`` (``make verify``). It compares, for every dataset and run present in
 both result folders:
 
-1. **Bits.** The cached outputs of the pipeline stages in ``dvc.lock`` (procedural data, prepared
-   arrays, models, synthetic sets: their md5) and every run's ``per_image.csv`` and
+1. **Bits.** The data outputs of the pipeline stages in ``dvc.lock`` (procedural frames, prepared
+   arrays, splits, synthetic sets: their md5) and every run's ``per_image.csv`` and
    ``lesions.csv``, byte for byte. On an x86-64 machine with AVX2 the embedded default is expected
    to match exactly (:mod:`benchmark.numerics`).
 2. **Science**, for a run whose files differ: the change of its mean test Dice (and IoU) over
@@ -46,7 +46,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-METRICS = ("dice", "iou")
 COMPARED_FILES = ("per_image.csv", "lesions.csv")
 
 
@@ -126,7 +125,7 @@ def dvc_dir_md5(folder: Path) -> str:
     import hashlib
 
     entries = []
-    for path in sorted(folder.rglob("*")):
+    for path in folder.rglob("*"):
         if path.is_file():
             entries.append(
                 {"md5": hashlib.md5(path.read_bytes()).hexdigest(), "relpath": path.relative_to(folder).as_posix()}
@@ -138,17 +137,13 @@ def dvc_dir_md5(folder: Path) -> str:
 def check_procedural(params_path: Path, lock_path: Path, scratch: Path) -> dict[str, tuple[str, str]]:
     """Generate the default's procedural datasets afresh into ``scratch`` (the real stage, in a new
     process) and return ``{dataset: (md5 in dvc.lock, md5 now)}`` (about a minute on one core)."""
-    import os
-
     params = yaml.safe_load(params_path.read_text())
     committed_dir = str(params["procedural"]["output_dir"]).rstrip("/")
     params["procedural"]["output_dir"] = str(scratch / "procedural")
     scratch_params = scratch / "params.yaml"
     scratch_params.write_text(yaml.safe_dump(params, sort_keys=False))
     command = [sys.executable, "-m", "benchmark.stages.procedural", "--params", str(scratch_params), "--no-progress"]
-    subprocess.run(
-        command, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1], env=dict(os.environ)
-    )
+    subprocess.run(command, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
     outputs = lock_outputs(lock_path)
     result = {}
     for dataset in sorted(path.name for path in (scratch / "procedural").iterdir() if path.is_dir()):
@@ -167,11 +162,6 @@ def run_folders(results: Path) -> dict[tuple[str, str], Path]:
 
 # ---------------------------------------------------------------------------------------------
 # Science: a differing run against seed noise
-
-
-def seed_means(per_image: pd.DataFrame, metric: str) -> np.ndarray:
-    """Mean of ``metric`` over the test images, one value per seed (ordered by seed index)."""
-    return per_image.groupby("seed_index")[metric].mean().sort_index().to_numpy(dtype=float)
 
 
 def welch_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -234,7 +224,7 @@ class RunComparison:
 
     dataset: str
     run: str
-    tables: str
+    tables: tuple[str, ...]  # e.g. ("2", "7"); ("other",) for a run no table reads
     status: str  # "exact", "differs", "reference only", "rerun only"
     n_seeds: tuple[int, int] = (0, 0)
     dice_reference: float = math.nan
@@ -256,37 +246,33 @@ def compare_run(
     dataset: str, run: str, reference: Path, rerun: Path, units: dict[str, str] | None, unit: str, tables: str
 ) -> RunComparison:
     """Compare one run's folders (``results/<dataset>/runs/<run>``) of the reference and the rerun."""
+    from benchmark.stats.summary import mean_std, per_seed_means
+
     identical = all(_same_bytes(reference / name, rerun / name) for name in COMPARED_FILES)
-    a, b = (
-        pd.read_csv(reference / "per_image.csv", dtype={"image_id": str}),
-        pd.read_csv(rerun / "per_image.csv", dtype={"image_id": str}),
-    )
-    da, db = seed_means(a, "dice"), seed_means(b, "dice")
+    a = pd.read_csv(reference / "per_image.csv", dtype={"image_id": str})
+    b = pd.read_csv(rerun / "per_image.csv", dtype={"image_id": str})
+    seeds_a, seeds_b = per_seed_means(a, ("dice", "iou")), per_seed_means(b, ("dice", "iou"))
+    (dice_a, std_a), (dice_b, std_b) = mean_std(seeds_a["dice"]), mean_std(seeds_b["dice"])
     result = RunComparison(
         dataset,
         run,
         tables,
         "exact" if identical else "differs",
-        (len(da), len(db)),
-        float(da.mean()),
-        float(db.mean()),
-        float(db.mean() - da.mean()),
-        float(seed_means(b, "iou").mean() - seed_means(a, "iou").mean()),
-        _std(da),
-        _std(db),
+        (len(seeds_a), len(seeds_b)),
+        dice_a,
+        dice_b,
+        dice_b - dice_a,
+        float(seeds_b["iou"].mean() - seeds_a["iou"].mean()),
+        std_a if len(seeds_a) > 1 else math.nan,
+        std_b if len(seeds_b) > 1 else math.nan,
         unit=unit,
     )
     if identical:
         result.welch_p, result.verdict = 1.0, "exact match"
         return result
-    result.welch_p = welch_p(da, db)
-    result.delta_dice, result.ci_low, result.ci_high, result.n_units = unit_difference_ci(a, b, "dice", units)
-    result.delta_dice = float(db.mean() - da.mean())
+    result.welch_p = welch_p(seeds_a["dice"].to_numpy(), seeds_b["dice"].to_numpy())
+    _, result.ci_low, result.ci_high, result.n_units = unit_difference_ci(a, b, "dice", units)
     return result
-
-
-def _std(values: np.ndarray) -> float:
-    return float(values.std(ddof=1)) if len(values) > 1 else math.nan
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -309,7 +295,7 @@ def judge(comparisons: list[RunComparison], alpha: float) -> None:
             comparison.verdict = "cannot judge (fewer than 2 seeds)"
 
 
-def table_membership(run: str, methods: list[str]) -> str:
+def table_membership(run: str, methods: list[str]) -> tuple[str, ...]:
     """The tables a run feeds, from its name (Table 2: ``train.methods``; 6: DiffAug's ablations; 7: volumes)."""
     import re
 
@@ -322,7 +308,7 @@ def table_membership(run: str, methods: list[str]) -> str:
         tables.append("6")
     if re.search(r"\+(diffaug(_v\d+)?|noaug)$", run):
         tables.append("7")
-    return ", ".join(tables) or "other"
+    return tuple(tables) or ("other",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +414,7 @@ def format_report(report: Report) -> str:
         spread = f"{c.seed_std_reference * 100:.2f}/{c.seed_std_rerun * 100:.2f}"
         ci = "" if c.status == "exact" else f"[{_pp(c.ci_low)}, {_pp(c.ci_high)}] n={c.n_units} {c.unit.split(' ')[0]}s"
         lines.append(
-            f"{c.dataset:<14} {c.run:<28} {c.tables:<7} {c.dice_reference:8.4f} {c.dice_rerun:7.4f} {_pp(c.delta_dice):>9} "
+            f"{c.dataset:<14} {c.run:<28} {', '.join(c.tables):<7} {c.dice_reference:8.4f} {c.dice_rerun:7.4f} {_pp(c.delta_dice):>9} "
             f"{spread:>11} {ci:>22} {_p(c.welch_p):>8} {_p(c.p_holm):>7}  {c.verdict}"
         )
     for status in ("reference only", "rerun only"):
@@ -437,12 +423,8 @@ def format_report(report: Report) -> str:
             lines.append(f"not compared, {status} ({len(alone)}): {', '.join(alone)}")
     lines.append("")
     lines.append("per table:")
-    for table in sorted({t.strip() for c in report.runs for t in c.tables.split(",")}):
-        members = [
-            c
-            for c in report.runs
-            if table in [t.strip() for t in c.tables.split(",")] and c.status in ("exact", "differs")
-        ]
+    for table in sorted({table for c in report.runs for table in c.tables}):
+        members = [c for c in report.runs if table in c.tables and c.status in ("exact", "differs")]
         if not members:
             continue
         worst = max(members, key=lambda c: abs(c.delta_dice) if not math.isnan(c.delta_dice) else -1)

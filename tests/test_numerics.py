@@ -140,7 +140,18 @@ def test_a_stage_started_without_the_hash_seed_reexecutes_with_it(monkeypatch):
     assert len(calls) == 1
 
 
-def test_stages_package_calls_the_hash_seed_fix():
-    import benchmark.stages
-
-    assert "fix_hash_seed()" in Path(benchmark.stages.__file__).read_text()
+def test_a_real_stage_started_without_the_hash_seed_runs_with_it(tmp_path):
+    """Every interpreter start appends its PYTHONHASHSEED (via a sitecustomize on PYTHONPATH): a stage run
+    without it starts twice, the second time with 0; a plain script is never re-executed."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\nwith open(os.environ['SEED_LOG'], 'a') as log:\n    log.write(os.environ.get('PYTHONHASHSEED', '-') + '\\n')\n"
+    )
+    log = tmp_path / "seeds.txt"
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
+    environment.update(PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", SEED_LOG=str(log))
+    subprocess.run([sys.executable, "-m", "benchmark.stages.procedural", "--help"], check=True, capture_output=True,
+                   cwd=ROOT, env=environment)  # fmt: skip
+    assert log.read_text().split() == ["-", "0"]
+    log.unlink()
+    subprocess.run([sys.executable, "-c", "import benchmark.stages"], check=True, cwd=ROOT, env=environment)
+    assert log.read_text().split() == ["-"]

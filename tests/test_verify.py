@@ -88,8 +88,16 @@ def test_welch_p_is_scipys_and_holm_adjusts_over_differing_runs(reference, tmp_p
     write_run(rerun, "toy", "unet+diffaug", seeds([0.64, 0.63, 0.65], seed=1))
     report = verify.verify(reference, rerun, alpha=0.05)
     for comparison in report.runs:
-        a = verify.seed_means(pd.read_csv(reference / "results/toy/runs" / comparison.run / "per_image.csv"), "dice")
-        b = verify.seed_means(pd.read_csv(rerun / "results/toy/runs" / comparison.run / "per_image.csv"), "dice")
+        a = (
+            pd.read_csv(reference / "results/toy/runs" / comparison.run / "per_image.csv")
+            .groupby("seed_index")["dice"]
+            .mean()
+        )
+        b = (
+            pd.read_csv(rerun / "results/toy/runs" / comparison.run / "per_image.csv")
+            .groupby("seed_index")["dice"]
+            .mean()
+        )
         assert comparison.welch_p == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
     p = sorted(c.welch_p for c in report.runs)
     assert sorted(c.p_holm for c in report.runs) == pytest.approx([min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))])
@@ -181,7 +189,9 @@ def test_command_line_exit_codes_and_git_reference(reference, tmp_path):
 def test_identical_results_with_other_data_md5_are_named_apart(reference, tmp_path):
     """E.g. .npz containers from another Python version: the arrays and every result are the same, the md5 is not."""
     rerun = rerun_copy(reference, tmp_path)
-    lock = "schema: '2.0'\nstages:\n  prepare@toy:\n    cmd: x\n    outs:\n    - path: data/prepared/toy\n      md5: {}\n"
+    lock = (
+        "schema: '2.0'\nstages:\n  prepare@toy:\n    cmd: x\n    outs:\n    - path: data/prepared/toy\n      md5: {}\n"
+    )
     (reference / "dvc.lock").write_text(lock.format("1.dir"))
     (rerun / "dvc.lock").write_text(lock.format("2.dir"))
     text = verify.format_report(verify.verify(reference, rerun))
