@@ -208,14 +208,13 @@ def dataset_units(dataset: str, prepared_root: Path, splits_root: Path) -> tuple
     """``({image_id: unit}, unit name)``: video sequences where the prepared data has them, else images
     (``None``); also images when the prepared data is not there (say so)."""
     from benchmark.data.prepared import PreparedDataset
-    from benchmark.reporting.tables import image_groups
+    from benchmark.stats.units import dataset_units as units_of
 
     try:
-        prepared = PreparedDataset(prepared_root / dataset, splits_root / f"{dataset}.json")
-        groups = image_groups({dataset: prepared}).get(dataset)
+        units = units_of(PreparedDataset(prepared_root / dataset, splits_root / f"{dataset}.json"))
     except Exception:  # noqa: BLE001 - no prepared data: fall back to images, named in the report
         return None, "image (prepared data not found)"
-    return (groups, "sequence") if groups else (None, "image")
+    return (None, "image") if units.name == "image" else (units.of_image, units.name)
 
 
 @dataclasses.dataclass

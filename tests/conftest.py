@@ -40,3 +40,27 @@ def blobs(n: int, size: int, seed: int) -> SegmentationData:
 @pytest.fixture(scope="session")
 def tiny_splits() -> dict[str, SegmentationData]:
     return {"train": blobs(24, 32, 0), "val": blobs(8, 32, 1), "test": blobs(8, 32, 2)}
+
+
+# --- counting the bad-input cases that ran (tests/test_bad_inputs.py) -----------------------------
+
+_BAD_INPUT_CASES_PASSED: set[str] = set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "bad_input_case: one case of the broken-input corpus, counted when it passes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Record the node id of every bad-input case whose test body ran and passed (in this process)."""
+    report = yield
+    if report.when == "call" and report.passed and item.get_closest_marker("bad_input_case"):
+        _BAD_INPUT_CASES_PASSED.add(item.nodeid)
+    return report
+
+
+@pytest.fixture(scope="session")
+def bad_input_cases_passed() -> set[str]:
+    """Node ids of the bad-input cases that have passed so far in this process."""
+    return _BAD_INPUT_CASES_PASSED

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 
 import benchmark.generators.autoencoder as autoencoder_module
 from benchmark.config import from_mapping
@@ -91,7 +92,9 @@ def test_interrupted_training_resumes_bit_identically(trained, tiny_splits, tmp_
     monkeypatch.setattr(autoencoder_module, "atomic_path", original)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 10
 
-    resumed, resumed_log = train_autoencoder(train.images, train.masks, TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
+    with counting_optimizer_steps() as steps:  # the weights alone cannot tell a resume from a restart
+        resumed, resumed_log = train_autoencoder(train.images, train.masks, TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
+    assert resume_evidence(steps.count, total_steps=TINY.steps, checkpoint_steps=10) == "resumed"
     expected = reference.vae.state_dict()
     for key, value in resumed.vae.state_dict().items():
         assert torch.equal(value, expected[key]), key

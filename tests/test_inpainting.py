@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 
 from benchmark.generators import inpainting
 from benchmark.generators.inpainting import (InpaintingConfig, build_denoiser, generation_loss, load_denoiser,
@@ -122,7 +123,9 @@ def test_resume_is_bit_identical(problem, trained, tmp_path, monkeypatch):
         train_inpainting(**problem, config=TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 10
     monkeypatch.setattr(inpainting, "generation_loss", original)
-    resumed, resumed_log = train_inpainting(**problem, config=TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
+    with counting_optimizer_steps() as steps:  # the weights alone cannot tell a resume from a restart
+        resumed, resumed_log = train_inpainting(**problem, config=TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
+    assert resume_evidence(steps.count, total_steps=TINY.steps, checkpoint_steps=10) == "resumed"
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert resumed_log["loss"].tolist() == log["loss"].tolist()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 
 import benchmark.methods.latent_seg.trainer as trainer
 from benchmark.data.prepared import SegmentationData
@@ -164,7 +165,8 @@ def test_interrupted_training_resumes_identically(tiny_splits, tiny_autoencoder,
     train, val = (SegmentationData(data.ids[:n], data.images[:n], data.masks[:n]) for data, n in ((tiny_splits["train"], 12), (tiny_splits["val"], 4)))
     reference = DiffAugSegmenter(config)
     reference.attach_autoencoder(tiny_autoencoder)
-    reference.fit(train, val, seed=5, out_dir=tmp_path / "reference", progress=False)
+    with counting_optimizer_steps() as reference_steps:
+        reference.fit(train, val, seed=5, out_dir=tmp_path / "reference", progress=False)
 
     calls, original = {"n": 0}, trainer.mean_dice
 
@@ -182,7 +184,10 @@ def test_interrupted_training_resumes_identically(tiny_splits, tiny_autoencoder,
     monkeypatch.setattr(trainer, "mean_dice", original)
     resumed = DiffAugSegmenter(config)
     resumed.attach_autoencoder(tiny_autoencoder)
-    resumed.fit(train, val, seed=5, out_dir=tmp_path / "resumed", progress=False)
+    with counting_optimizer_steps() as steps:  # the weights alone cannot tell a resume from a restart
+        resumed.fit(train, val, seed=5, out_dir=tmp_path / "resumed", progress=False)
+    one_epoch = reference_steps.count // config.epochs
+    assert resume_evidence(steps.count, total_steps=reference_steps.count, checkpoint_steps=one_epoch) == "resumed"
     expected, actual = reference.network.state_dict(), resumed.network.state_dict()
     assert expected.keys() == actual.keys() and all(torch.equal(expected[k], actual[k]) for k in expected)
 

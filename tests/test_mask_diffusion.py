@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 
 from benchmark.methods.difftrans_network import DiffTransNetwork
 from benchmark.methods.mask_diffusion import map_condition, masks_to_diffusion, probabilities_from_samples, sample_masks, sampling_scheduler
@@ -194,7 +195,8 @@ def test_trainer_resumes_an_interrupted_run_identically(tiny_splits, tmp_path):
         log = train_mask_diffusion(network, train, config, seed=3, checkpoint_dir=directory, validate=validate, progress=False)
         return network, log
 
-    reference, reference_log = run(tmp_path / "straight", lambda: 0.5)
+    with counting_optimizer_steps() as reference_steps:
+        reference, reference_log = run(tmp_path / "straight", lambda: 0.5)
 
     calls = []
 
@@ -206,7 +208,10 @@ def test_trainer_resumes_an_interrupted_run_identically(tiny_splits, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "resumed", interrupt_after_first_epoch)
-    resumed, resumed_log = run(tmp_path / "resumed", lambda: 0.5)
+    with counting_optimizer_steps() as steps:  # the weights and log alone cannot tell a resume from a restart
+        resumed, resumed_log = run(tmp_path / "resumed", lambda: 0.5)
+    one_epoch = reference_steps.count // config.epochs
+    assert resume_evidence(steps.count, total_steps=reference_steps.count, checkpoint_steps=one_epoch) == "resumed"
     assert list(resumed_log["epoch"]) == [0, 1]
     assert resumed_log["train_loss"].tolist() == reference_log["train_loss"].tolist()
     for key, value in reference.state_dict().items():

@@ -276,3 +276,16 @@ def test_generate_replaces_an_existing_folder(tmp_path):
     generate(config, 3, target, progress=False)
     assert not (target / "stale").exists()
     assert len(pd.read_csv(target / "attributes.csv")) == 3
+
+
+def test_test_part_draws_from_its_own_seed(tmp_path):
+    config = SynthFundusConfig(n_train=2, n_validation=1, n_test=2, size=64)
+    a = generate(config, 0, tmp_path / "a", test_seed=5, progress=False)
+    b = generate(config, 0, tmp_path / "b", test_seed=6, progress=False)
+    c = generate(config, 1, tmp_path / "c", test_seed=5, progress=False)
+    key = ["vcdr", "disc_cx", "disc_cy"]
+    part = lambda t, p: t[t["part"] == p][key].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(part(a, "train"), part(b, "train"))
+    assert not part(a, "test").equals(part(b, "test"))
+    pd.testing.assert_frame_equal(part(a, "test"), part(c, "test"))
+    assert not part(a, "train").equals(part(c, "train"))

@@ -7,6 +7,7 @@ a few native-size (288x384, 6 px/mm) frames for the diameter check.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -209,3 +210,34 @@ def test_config_errors_give_the_valid_range():
 def test_every_config_field_is_documented():
     for field in dataclasses.fields(SynthPolypConfig):
         assert f"{field.name}:" in SynthPolypConfig.__doc__, field.name
+
+
+def test_test_world_has_its_own_seed_and_sequences(tmp_path):
+    """The reported test world: its own sequences, drawn from test_seed only; the split takes exactly it as test."""
+    from benchmark.data import DATASETS
+    from benchmark.data.prepare import PrepareOptions, prepare_dataset
+
+    config = dataclasses.replace(SMALL, n_images=12, test_sequences=4, test_frames=2)
+    table = generate(config, 0, tmp_path / "a", test_seed=7, progress=False)
+    test = table[table["part"] == "test"]
+    assert len(test) == 8 and test["sequence"].nunique() == 4 and set(test["sequence"]).isdisjoint(table.loc[table["part"] == "train", "sequence"])
+    assert test.groupby("sequence").size().eq(2).all()
+    other_training_seed = generate(config, 1, tmp_path / "b", test_seed=7, progress=False)
+    other_test_seed = generate(config, 0, tmp_path / "c", test_seed=8, progress=False)
+
+    def same(folder_x, folder_y, ids) -> bool:
+        return all(np.array_equal(tifffile.imread(tmp_path / folder_x / "Original" / f"{i}.tif"),
+                                  tifffile.imread(tmp_path / folder_y / "Original" / f"{i}.tif")) for i in ids)  # fmt: skip
+
+    test_ids, train_ids = list(test["id"]), list(table.loc[table["part"] == "train", "id"])
+    assert same("a", "b", test_ids) and not same("a", "b", train_ids)  # the training seed never touches the test world
+    assert same("a", "c", train_ids) and not same("a", "c", test_ids)  # the test seed never touches the training world
+    assert other_training_seed["part"].tolist() == other_test_seed["part"].tolist() == table["part"].tolist()
+    with pytest.raises(ValueError, match="test_seed"):
+        generate(config, 0, tmp_path / "d", progress=False)
+
+    options = PrepareOptions(image_size=16, val_fraction=0.25, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0)
+    manifest = prepare_dataset("synth_polyp", tmp_path / "a", tmp_path / "prepared", tmp_path / "split.json", options, progress=False)
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert sorted(split["test"]) == sorted(test_ids) and manifest["counts"]["test"] == 8
+    assert manifest["split_protocol"] == DATASETS["synth_polyp"].test_world_protocol

@@ -45,12 +45,23 @@ def test_metrics_summary_payload():
     assert summary["std"]["dice"] == pytest.approx(0.1)
 
 
-def test_table2_bold_best_underline_second():
-    table = segmentation_table(seed_summary(per_image_table()), {"a": "Method A"})
-    dice = table[("d", "Dice (%)")]
-    assert dice["Method A"] == "<b>70.0 ± 10.0</b>"
-    assert dice["c"] == "<u>65.0 ± 5.0</u>"
-    assert dice["b"] == "50.0 ± 0.0"
+def table2_rows(p_holm: float, n_units: int, delta: float = 0.05) -> dict:
+    row = {"table": "table2", "run_a": "a", "run_b": "c", "metric": "dice", "unit": "sequence", "n_units": n_units, "n_seeds": 3,
+           "delta": delta, "ci_low": delta - 0.02, "ci_high": delta + 0.02, "seed_sd": 0.01, "p": p_holm, "p_holm": p_holm,
+           "min_attainable_p": 2 / 2**n_units, "mde_80": 0.02}  # fmt: skip
+    return {"d": pd.DataFrame([row])}
+
+
+def test_table2_bolds_only_a_significant_best():
+    from benchmark.reporting.tables import significant_best
+
+    summary = seed_summary(per_image_table())
+    for comparisons, bold in ((table2_rows(0.001, 40), True), (table2_rows(0.2, 40), False), (table2_rows(0.03125, 5), False),
+                              (table2_rows(0.001, 40, delta=-0.05), False)):  # fmt: skip
+        table = segmentation_table(summary, {"a": "Method A"}, bold=significant_best(comparisons, summary))
+        dice = table[("d", "Dice (%)")]
+        assert dice["Method A"] == ("<b>70.0 ± 10.0</b>" if bold else "70.0 ± 10.0")
+        assert dice["c"] == "65.0 ± 5.0" and dice["b"] == "50.0 ± 0.0"  # no underline, no second place
 
 
 def test_seed_averaged_per_image():
@@ -94,7 +105,7 @@ def test_table3_lesion_detection_hand_computed():
     from benchmark.reporting.tables import format_lesion_table, lesion_detection_table
 
     attributes = pd.DataFrame({"id": ["1", "2", "3", "4"], "split": ["test"] * 4, "flat": [True, True, False, False],
-                               "small": [False, False, False, True], "sequence": [1, 1, 2, 2]})  # fmt: skip
+                               "small": [False, False, False, True], "sequence": [1, 1, 2, 2], "group": ["1", "1", "2", "2"]})  # fmt: skip
     prepared = {"p": FakePrepared(attributes, {"target": "polyp", "modality": "polyp"})}
     rows, spec = [], []
     # unet detects images 1 and 3 in both seeds; ours detects 1, 2, 3 in seed 0 and 1, 3 in seed 1
@@ -120,12 +131,29 @@ def test_table3_lesion_detection_hand_computed():
     assert len(format_lesion_table(table.reset_index())) == len(table)
 
 
-def test_table2_significance_uses_best_other_and_holm():
+def test_table2_significance_renders_comparisons_and_underpowered():
     from benchmark.reporting.tables import significance_table
-    table = significance_table(per_image_table(), n_resamples=200, display_names={"a": "A"})
-    assert list(table["method"]) == ["A", "b", "c"]
-    assert list(table["vs (best other)"]) == ["c", "A", "A"]  # means: a 0.70, c 0.65, b 0.50
-    assert table.loc[0, "Δ Dice (pp)"] == "+5.00"
+
+    table = significance_table(table2_rows(0.001, 40), display_names={"a": "A"})
+    assert table.loc[0, "method"] == "A" and table.loc[0, "vs (best other on validation)"] == "c"
+    assert table.loc[0, "Δ Dice (pp)"] == "+5.00" and table.loc[0, "n"] == "40 sequences" and table.loc[0, "p (Holm)"] == "0.001"
+    table = significance_table(table2_rows(0.0625, 5))
+    assert table.loc[0, "p (Holm)"] == "underpowered (n = 5 sequences)" and table.loc[0, "p (Wilcoxon)"] == "underpowered (n = 5 sequences)"
+
+
+def test_table2_opponent_is_chosen_on_validation(tmp_path):
+    import json
+
+    from benchmark.reporting.claims import table2_opponents
+
+    for run, val in (("a", 0.5), ("b", 0.7), ("c", 0.6)):
+        folder = tmp_path / "d" / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "inference.json").write_text(json.dumps({"selection": {"seed_0": {"validation_dice": val}, "seed_1": {"validation_dice": val}}}))
+    assert table2_opponents(tmp_path, "d", ["a", "b", "c"]) == {"a": "b", "b": "c", "c": "b"}
+    (tmp_path / "d" / "runs" / "c" / "inference.json").write_text(json.dumps({"selection": {"seed_0": {"selected": "default"}}}))
+    with pytest.raises(ValueError, match="validation Dice"):
+        table2_opponents(tmp_path, "d", ["a", "b", "c"])
 
 
 def test_speed_goals_table_reads_the_benchmark_files(tmp_path):

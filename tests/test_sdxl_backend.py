@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 from scipy import ndimage
 
 from benchmark.generators import sdxl
@@ -162,7 +163,9 @@ def test_resume_is_bit_identical(fitted, config, examples, tmp_path, monkeypatch
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 1
     monkeypatch.setattr(sdxl, "generation_loss", original)
     resumed = SDXLInpaintingGenerator(config)
-    resumed_log = resumed.fit(examples, seed=3, checkpoint_dir=tmp_path, progress=False)
+    with counting_optimizer_steps() as steps:  # the weights alone cannot tell a resume from a restart
+        resumed_log = resumed.fit(examples, seed=3, checkpoint_dir=tmp_path, progress=False)
+    assert resume_evidence(steps.count, total_steps=config.steps, checkpoint_steps=1) == "resumed"
     reference = _lora(generator)
     for name, value in _lora(resumed).items():
         assert torch.equal(value, reference[name]), name

@@ -1,20 +1,25 @@
 """End to end: the real DVC pipeline on a shrunken copy of params.yaml, in a temporary repository.
 
 Runs `dvc repro` (procedural data -> prepare -> generation -> train and evaluate 3 seeds ->
-papermill reports), then checks the reports hold filled tables, `dvc metrics show` lists per-seed
-Dice, a second `dvc repro` does nothing, a seed retrained from scratch or killed midway and resumed
-ends with the same per-image metrics, and `dvc exp run -S` changes one key.
+unit-level comparisons -> papermill reports) on the two procedural datasets and a CVC-ClinicDB copy
+in the publisher's layout (612 tiny frames, 29 sequences: the grouped real-layout dataset the
+studies of Tables 2, 5, 6 and 7 run on here), then checks every report's content, the comparisons
+at the independent unit, `dvc metrics show`, that a second `dvc repro` does nothing, that a seed
+retrained from scratch or killed midway and resumed from its checkpoint ends with the same
+per-image metrics, and that `dvc exp run -S` changes one key.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +28,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CVC_FOLDER = "data/raw/CVC-ClinicDB"
 
 
 def shrink(params: dict) -> dict:
     """The committed params with every size cut to seconds of work (same keys, same stages)."""
     params = json.loads(json.dumps(params))
-    params["procedural"]["synth_polyp"].update(n_images=40, height=96, width=128, px_per_mm=2.0)
+    params["procedural"]["synth_polyp"].update(n_images=40, height=96, width=128, px_per_mm=2.0, test_sequences=6, test_frames=2)
+    params["prepare"]["datasets"]["cvc_clinicdb"] = CVC_FOLDER
     params["procedural"]["synth_fundus"].update(n_train=8, n_validation=8, n_test=8, size=128)
     params["prepare"]["image_size"] = 32
     params["prepare"]["val_fraction"] = 0.2
@@ -46,7 +53,7 @@ def shrink(params: dict) -> dict:
     params["train"]["methods"] = ["unet", "medsegdiff_v1", "diffaug", "unet+diffaug"]
     # the studies on one dataset: Table 6 (every row), Table 7 (two volumes), the θ sweep (two θ)
     # and the U-Net's augmentation axis
-    params["ablation"].update(datasets=["synth_polyp"], synthetic_sets=["notext", "basic"],
+    params["ablation"].update(datasets=["cvc_clinicdb"], synthetic_sets=["notext", "basic"],
                               runs=["unet+noaug", "unet+diffaug_v100", "unet+diffaug_t50", "diffaug+diffaug_notext", "diffaug+diffaug_unvalidated",
                                     "diffaug+diffaug_basic", "diffaug+real"])  # fmt: skip
     params["train"]["unet"].update(channels=[8, 16, 32], num_res_units=1, epochs=2, batch_size=8)
@@ -74,6 +81,9 @@ def workspace(tmp_path_factory) -> Path:
     params = shrink(yaml.safe_load((ROOT / "params.yaml").read_text()))
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / ".gitignore").write_text("__pycache__/\n")
+    from test_loader_cvc_clinicdb import make_cvc
+
+    make_cvc(work / CVC_FOLDER, frames=range(1, 613))  # the publisher's layout: Original/ + Ground Truth/, 1..612.tif
     run(["git", "init", "-q"], work)
     run(["git", "config", "user.email", "smoke@test"], work)
     run(["git", "config", "user.name", "smoke"], work)
@@ -86,27 +96,113 @@ def workspace(tmp_path_factory) -> Path:
     return work
 
 
-def test_reports_hold_filled_tables(workspace):
-    for name in ("table1_datasets", "table2_segmentation", "table3_lesions", "table5_quality", "table6_ablation", "table7_volume", "generator"):
-        assert (workspace / "reports" / f"{name}.ipynb").is_file()
+class _Tables(HTMLParser):
+    """Every <table> of an HTML fragment as a list of rows (lists of cell texts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def report_tables(path: Path) -> list[list[list[str]]]:
+    """The HTML tables an executed notebook displays; fails on any error output anywhere in it."""
+    notebook = json.loads(path.read_text())
+    tables = []
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"{path.name} cell {index}: {output.get('ename')}: {output.get('evalue')}"
+            if output["output_type"] == "stream" and output["name"] == "stderr":
+                text = "".join(output["text"])
+                assert "Traceback" not in text and "Error" not in text, f"{path.name} cell {index} wrote to stderr: {text[:500]}"
+            html = "".join(output.get("data", {}).get("text/html", []))
+            if "<table" in html:
+                parser = _Tables()
+                parser.feed(html)
+                tables += parser.tables
+    return tables
+
+
+#: report -> the least number of tables it must display (each with a header and rows holding numbers)
+REPORT_TABLES = {"table1_datasets": 1, "table2_segmentation": 4, "table3_lesions": 3, "table4_efficiency": 1, "table5_quality": 3,
+                 "table6_ablation": 2, "table7_volume": 1, "generator": 1}  # fmt: skip
+
+
+def test_every_report_holds_tables_with_numbers_and_no_error(workspace):
+    for name, least in REPORT_TABLES.items():
+        assert (workspace / "reports" / f"{name}.html").is_file()
+        tables = report_tables(workspace / "reports" / f"{name}.ipynb")
+        assert len(tables) >= least, f"{name}: {len(tables)} tables, expected at least {least}"
+        for table in tables:
+            body = table[1:]
+            assert body, f"{name}: a table without rows: {table}"
+            assert any(re.search(r"\d", cell) for row in body for cell in row), f"{name}: a table without numbers: {table[:3]}"
         html = (workspace / "reports" / f"{name}.html").read_text()
-        assert "Traceback" not in html and "Error" not in html.split("<body")[-1][:200]
+        assert "Traceback" not in html
+
+
+def test_reports_hold_the_expected_rows(workspace):
     table2 = (workspace / "reports" / "table2_segmentation.html").read_text()
     assert "U-Net" in table2 and "±" in table2 and "p (Holm)" in table2 and "MedSegDiff-V1 (re-implementation)" in table2
+    assert "best other on validation" in table2 and "sensitivity analysis" in table2 and "random intercept per sequence" in table2
     table3 = (workspace / "reports" / "table3_lesions.html").read_text()
-    assert "FNR (%)" in table3 and "early glaucoma" in table3 and "flat" in table3
+    assert "FNR (%)" in table3 and "early glaucoma" in table3 and "flat" in table3 and "Δ sensitivity (pp)" in table3
     assert "Augmentation × architecture" in table2 and "DiffAug − standard (pp)" in table2
     table6 = (workspace / "reports" / "table6_ablation.html").read_text()
     for row in ("DiffAug (full)", "w/o text guidance", "w/o validation loop", "w/o diverse prompts", "w/o latent estimation", "w/o synthetic data"):
         assert row in table6
+    assert "cvc_clinicdb" in table6
     table7 = (workspace / "reports" / "table7_volume.html").read_text()
     assert "DiffAug + 0.5× synthetic" in table7 and "DiffAug + 1× synthetic" in table7 and "image/png" in table7
+    assert "sequences" in table7  # the differences are tested over CVC-ClinicDB's video sequences
     assert "Downstream Dice at each θ" in (workspace / "reports" / "table5_quality.html").read_text()
     volume = pd.read_csv(workspace / "reports" / "plots" / "dice_vs_volume.csv")
     assert volume["volume"].tolist() == [0.0, 0.0, 0.5, 1.0] and volume["dice"].between(0, 1).all()
     assert pd.read_csv(workspace / "reports" / "plots" / "dice_vs_theta.csv")["theta"].tolist() == [0.5, 0.7]
     table1 = (workspace / "reports" / "table1_datasets.html").read_text()
-    assert "synth_polyp" in table1 and "synth_fundus" in table1 and "image/png" in table1
+    assert "synth_polyp" in table1 and "synth_fundus" in table1 and "cvc_clinicdb" in table1 and "image/png" in table1
+    assert "separate test world" in table1
+
+
+def test_comparisons_run_over_the_independent_unit(workspace):
+    """Video sequences on the grouped datasets (the procedural test world, CVC-ClinicDB's frame ranges), images on fundus."""
+    from benchmark.stats.comparisons import COLUMNS
+
+    split = json.loads((workspace / "data" / "splits" / "synth_polyp.json").read_text())
+    assert len(split["test"]) == 12  # the test world: 6 sequences x 2 frames
+    expected = {"synth_polyp": ("sequence", 6), "cvc_clinicdb": ("sequence", None), "synth_fundus": ("image", 8)}
+    for dataset, (unit, n_units) in expected.items():
+        comparisons = pd.read_csv(workspace / "results" / dataset / "comparisons.csv")
+        assert tuple(comparisons.columns) == COLUMNS
+        assert (comparisons["unit"] == unit).all(), dataset
+        if n_units:
+            assert (comparisons.loc[comparisons["table"] == "table2", "n_units"] == n_units).all(), dataset
+        assert {"table2", "table3"} <= set(comparisons["table"])
+    cvc = pd.read_csv(workspace / "results" / "cvc_clinicdb" / "comparisons.csv")
+    assert {"augmentation", "table6", "table7", "theta"} <= set(cvc["table"])
+    assert cvc["n_units"].between(3, 29).all()  # whole sequences of the 29 in the test split
+    assert json.loads((workspace / "results" / "cvc_clinicdb" / "mixed_effects.json").read_text())["unit"] == "sequence"
 
 
 def test_per_image_results_cover_every_seed_and_test_image(workspace):
@@ -150,11 +246,15 @@ def test_a_seed_retrained_from_scratch_gives_identical_metrics(workspace):
 
 
 def test_training_killed_midway_resumes_to_identical_metrics(workspace):
-    """Kill `dvc repro` while a seed has a checkpoint but no model yet; the rerun resumes it (same metrics)
-    and nothing half-written is ever read as a finished model."""
-    references = {name: _per_image(workspace, name) for name in ("unet", "unet+noaug")}
+    """Kill `dvc repro` while a seed has a checkpoint but no model yet; the rerun resumes that seed from
+    its checkpoint (fewer optimizer steps than a whole run) to the same metrics, and nothing
+    half-written is ever read as a finished model."""
+    names = ("unet", "unet+diffaug")
+    references = {name: _per_image(workspace, name) for name in names}
     runs_dir = workspace / "models" / "synth_polyp" / "runs"
-    for name in references:
+    whole = {name: json.loads((runs_dir / name / "seed_0" / "run.json").read_text()) for name in names}
+    for name in names:
+        assert whole[name]["optimizer_steps_this_call"] == whole[name]["optimizer_steps"] and not whole[name]["checkpoint_at_start"]
         for seed_dir in sorted((runs_dir / name).glob("seed_*")):
             shutil.rmtree(seed_dir)
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
@@ -177,6 +277,10 @@ def test_training_killed_midway_resumes_to_identical_metrics(workspace):
             assert (seed_dir / "model" / "config.json").is_file()
     output = run([str(BIN / "dvc"), "repro", "train@synth_polyp"], workspace)
     assert "trained" in output
+    record = json.loads((interrupted / "run.json").read_text())
+    assert record["checkpoint_at_start"], f"{interrupted}: the rerun found no checkpoint"
+    assert 0 < record["optimizer_steps_this_call"] < record["optimizer_steps"], (
+        f"{interrupted} took {record['optimizer_steps_this_call']} of {record['optimizer_steps']} steps: it did not resume from its checkpoint")
     for name, reference in references.items():
         pd.testing.assert_frame_equal(_per_image(workspace, name), reference)
 
@@ -185,7 +289,7 @@ def test_exp_run_set_param(workspace):
     run(["git", "add", "-A"], workspace)
     run(["git", "commit", "-qm", "smoke baseline"], workspace)
     output = run([str(BIN / "dvc"), "exp", "run", "-S", "train.unet.epochs=1"], workspace)
-    assert "Running stage 'train@synth_polyp'" in output
+    assert "Running stage 'train@synth_polyp'" in output and "Running stage 'compare@synth_polyp'" in output
     assert "Running stage 'procedural'" not in output and "Running stage 'prepare@" not in output
     shown = run([str(BIN / "dvc"), "exp", "show", "--json"], workspace)
     assert "train.unet.epochs" in shown or '"epochs": 1' in shown
@@ -194,6 +298,6 @@ def test_exp_run_set_param(workspace):
 def test_iterative_scoring_only_for_the_methods_own_run(workspace):
     """Table 6's "w/o latent estimation" row reads N-step DDIM scores of DiffAug's own run; runs of the
     same segmenter on other data (Table 6's ablations) are scored single-step only."""
-    runs = workspace / "results" / "synth_polyp" / "runs"
+    runs = workspace / "results" / "cvc_clinicdb" / "runs"
     assert "iterative" in json.loads((runs / "diffaug" / "inference.json").read_text())
     assert "iterative" not in json.loads((runs / "diffaug+diffaug_notext" / "inference.json").read_text())

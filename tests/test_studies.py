@@ -10,9 +10,20 @@ from scipy import stats
 from benchmark.methods.runs import (SyntheticSpec, augmentation_runs, budget_config, parse_run, parse_synthetic, run_config,
                                     run_display_name, theta_run, volume_run)  # fmt: skip
 from benchmark.reporting import studies
+from benchmark.stats.comparisons import compare, finish_family
 from benchmark.stats.significance import holm
+from benchmark.stats.units import Units
 
 IMAGES = [f"i{k}" for k in range(8)]
+IMAGE_UNITS = Units("image", {image: image for image in IMAGES})
+
+
+def comparisons_of(root, table, pairs, units=IMAGE_UNITS):
+    """comparisons.csv rows of one family, computed as compare@<dataset> does."""
+    from benchmark.reporting.tables import load_per_image
+
+    per_image = load_per_image(root, ["d"], sorted({run for pair in pairs for run in pair}))
+    return finish_family([compare(per_image, a, b, units, table=table, n_resamples=500, seed=k) for k, (a, b) in enumerate(pairs)])
 
 
 def write_run(root, run, dice_by_seed, *, n_synthetic=0, detected=(1, 0), iterative=None, steps=100):
@@ -111,10 +122,12 @@ def test_run_summary_and_paired_comparisons_against_scipy(tmp_path):
     assert summary["lesion_fnr"] == 0.0 and summary["n_synthetic"] == 40 and summary["n_real"] == 40
     assert studies.run_summary(tmp_path, "d", "unet")["lesion_fnr"] == pytest.approx(0.5)
 
-    table = studies.paired_comparisons(tmp_path, "d", [("unet+diffaug", "unet"), ("unet+noaug", "unet")], n_resamples=500)
+    pairs = [("unet+diffaug", "unet"), ("unet+noaug", "unet")]
+    table = studies.paired_comparisons(comparisons_of(tmp_path, "table7", pairs), "table7", pairs)
     a, b, c = (np.mean(base(o), axis=0) for o in (0.05, 0.0, -0.03))
     expected_p = [stats.wilcoxon(a - b).pvalue, stats.wilcoxon(c - b).pvalue]
-    assert table["p_value"].tolist() == pytest.approx(expected_p)
+    assert table["p"].tolist() == pytest.approx(expected_p)
+    assert table["n_units"].tolist() == [8, 8] and table["unit"].tolist() == ["image", "image"]
     assert table["p_holm"].tolist() == pytest.approx(holm(expected_p).tolist())
     assert table["mean_difference"].tolist() == pytest.approx([np.mean(a - b), np.mean(c - b)])
     assert (table["ci_low"] <= table["mean_difference"]).all() and (table["mean_difference"] <= table["ci_high"]).all()
@@ -124,7 +137,9 @@ def test_volume_curve_matrix_and_ablation_tables(tmp_path):
     for run, offset, n in [("unet+noaug", -0.03, 0), ("unet", 0.0, 0), ("unet+diffaug_v50", 0.02, 20), ("unet+diffaug", 0.05, 40)]:
         write_run(tmp_path, run, base(offset), n_synthetic=n)
     rows = studies.table7_runs("unet", "standard", [0.5, 1.0], 1.0)
-    curve = studies.volume_curve(tmp_path, "d", rows, reference="unet", n_resamples=500)
+    pairs = [(run, "unet") for run in rows.values() if run != "unet"]
+    curve = studies.volume_curve(tmp_path, "d", rows, reference="unet", comparisons=comparisons_of(tmp_path, "table7", pairs), units=IMAGE_UNITS,
+                                 n_resamples=500)  # fmt: skip
     assert curve["n_synthetic"].tolist() == [0, 0, 20, 40]
     assert curve.loc[1, "delta"] == 0.0 and np.isnan(curve.loc[1, "p_holm"])  # the reference row
     assert curve.loc[3, "delta"] == pytest.approx(0.05)
@@ -132,19 +147,37 @@ def test_volume_curve_matrix_and_ablation_tables(tmp_path):
     formatted = studies.format_volume_table(curve, "standard augmentation")
     assert formatted["synthetic images"].tolist() == ["0", "0", "20", "40"]
 
-    matrix = studies.augmentation_matrix(tmp_path, "d", {"unet": augmentation_runs("unet", "standard")}, {"unet": "U-Net"}, n_resamples=500)
+    axis = augmentation_runs("unet", "standard")
+    matrix = studies.augmentation_matrix(tmp_path, "d", {"unet": axis}, {"unet": "U-Net"},
+                                         comparisons=comparisons_of(tmp_path, "augmentation", [(axis["DiffAug"], axis["standard"])]))
     assert matrix.loc[0, "segmenter"] == "U-Net" and matrix.loc[0, "DiffAug − standard (pp)"] == "+5.0"
+    assert matrix.loc[0, "n"] == "8 images"
 
     write_run(tmp_path, "diffaug", base(0.04), n_synthetic=40,
               iterative={f"seed_{k}": {"variant": "DDIM 10 steps", "dice": 0.6 + 0.01 * k, "iou": 0.45, "lesion_fnr": 0.25,
                                        "test_images_per_second": 2.0} for k in range(3)})  # fmt: skip
     write_run(tmp_path, "diffaug+real", base(-0.02))
     table = studies.ablation_table(tmp_path, "d", {"DiffAug (full)": "diffaug", "w/o synthetic data": "diffaug+real"}, full="diffaug",
-                                   iterative_label="w/o latent estimation", n_resamples=500)  # fmt: skip
+                                   iterative_label="w/o latent estimation", comparisons=comparisons_of(tmp_path, "table6", [("diffaug+real", "diffaug")]))  # fmt: skip
     assert table["configuration"].tolist() == ["DiffAug (full)", "w/o latent estimation (DDIM 10 steps, same weights)", "w/o synthetic data"]
     assert table.loc[1, "Dice (%)"] == "61.0 ± 1.0" and table.loc[1, "inference (images/s)"] == "2.0"
     assert table.loc[2, "Δ Dice (pp)"] == "-6.0" and table.loc[0, "Δ Dice (pp)"] == ""
     assert table.loc[0, "lesion FNR (%)"] == "50.0"
+
+
+def test_tables_say_underpowered_where_the_units_cannot_reach_005(tmp_path):
+    """Frames grouped into 5 sequences: however large the difference, no p-value is printed."""
+    for run, offset in [("unet", 0.0), ("unet+diffaug", 0.2)]:
+        write_run(tmp_path, run, base(offset))
+    five = Units("sequence", {image: f"s{k % 5}" for k, image in enumerate(IMAGES)})
+    eight = IMAGE_UNITS
+    pairs = [("unet+diffaug", "unet")]
+    axis = {**augmentation_runs("unet", "standard"), "none": None}
+    for units, expected in ((five, "underpowered (n = 5 sequences)"), (eight, None)):
+        matrix = studies.augmentation_matrix(tmp_path, "d", {"unet": axis}, {"unet": "U-Net"},
+                                             comparisons=comparisons_of(tmp_path, "augmentation", pairs, units))
+        cell = matrix.loc[0, "p (Holm)"]
+        assert cell == expected if expected else float(cell) == pytest.approx(2 / 2**8, rel=0.01)  # exact: all 8 images one way
 
 
 def test_accepted_subset_regates_and_ignores_the_gate(tmp_path):

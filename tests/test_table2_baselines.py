@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from resume_evidence import counting_optimizer_steps, resume_evidence
 
 import benchmark.methods.supervised as supervised
 from benchmark.methods.resnet50_unet import RANDOM_INIT, ResNet50UNet, ResNet50UNetConfig, ResNet50UNetNetwork, load_encoder_weights
@@ -119,7 +120,8 @@ def test_sgd_poly_schedule():
 def test_transunet_interrupted_training_resumes_identically(tiny_splits, tmp_path, monkeypatch):
     config = TransUNet.smoke_config()
     reference = TransUNet(config)
-    reference.fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "reference", progress=False)
+    with counting_optimizer_steps() as reference_steps:
+        reference.fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "reference", progress=False)
     calls, original = {"n": 0}, supervised.mean_dice
 
     def failing_mean_dice(*args, **kwargs):
@@ -133,6 +135,9 @@ def test_transunet_interrupted_training_resumes_identically(tiny_splits, tmp_pat
         TransUNet(config).fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False)
     monkeypatch.setattr(supervised, "mean_dice", original)
     resumed = TransUNet(config)
-    resumed.fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False)
+    with counting_optimizer_steps() as steps:  # the predictions alone cannot tell a resume from a restart
+        resumed.fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False)
+    one_epoch = reference_steps.count // config.epochs
+    assert resume_evidence(steps.count, total_steps=reference_steps.count, checkpoint_steps=one_epoch) == "resumed"
     images = tiny_splits["test"].images
     np.testing.assert_array_equal(reference.predict(images), resumed.predict(images))

@@ -30,6 +30,8 @@ class DatasetSpec:
             sequence is on both sides. ``False`` draws single frames, which leaks near-duplicate
             frames across the split (kept only to reproduce protocols that did so; flagged).
         loader_options: keyword arguments for the loader (e.g. use the official lists).
+        test_world_protocol: Table 1's protocol line when the records carry a "test" part that
+            is a separate generated test world (procedural data).
     """
 
     loader: type[DatasetLoader]
@@ -38,14 +40,19 @@ class DatasetSpec:
     test_fraction: float | None = None
     keep_groups_together: bool = True
     loader_options: tuple[tuple[str, object], ...] = ()
+    test_world_protocol: str | None = None
 
-    def split_protocol(self, grouped: bool) -> str:
+    def split_protocol(self, grouped: bool, has_test_part: bool = False) -> str:
         """One line for Table 1: how test and validation were drawn.
 
         Args:
             grouped: whether the loader's records carry groups (video sequences, patients).
+            has_test_part: whether the records carry a "test" part (a publisher's test part, or
+                the procedural test world).
         """
-        if self.test_fraction is None:
+        if has_test_part and self.test_world_protocol:
+            return self.test_world_protocol
+        if self.test_fraction is None or has_test_part:
             return "publisher's parts"
         if not grouped:
             return f"{self.test_fraction:.1%} test, random images"
@@ -61,9 +68,10 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     "synth_polyp": DatasetSpec(
         loader=CVCClinicDB,
-        description="procedural colonoscopy frames with polyps, CVC-ClinicDB layout (612 frames, 29 sequences)",
+        description="procedural colonoscopy frames with polyps, CVC-ClinicDB layout (a CVC-sized training world + a test world)",
         procedural=True,
-        test_fraction=124 / 612,  # CVC-ClinicDB's 488/124 protocol, sequence-disjoint
+        test_fraction=124 / 612,  # without a test world (procedural.synth_polyp.test_sequences = 0): CVC's 488/124, sequence-disjoint
+        test_world_protocol="test: a separate test world (own seed), val: sequence-disjoint",
     ),
     "synth_fundus": DatasetSpec(
         loader=REFUGE,

@@ -16,7 +16,8 @@ Groups: each frame belongs to one of 29 video sequences (:data:`CVC_SEQUENCE_RAN
 keep sequences on one side of every split. Without a sidecar the frames must be exactly 1..612
 (``n_frames=None`` accepts any subset of them). An ``attributes.csv`` sidecar with ``id`` and
 ``sequence`` columns (written by the procedural generator) gives the groups of other data instead
-and adds per-frame attributes.
+and adds per-frame attributes; its optional ``part`` column ("train", "test" or empty) marks the
+frames of a separate test world, which then form the test split.
 """
 
 from __future__ import annotations
@@ -107,7 +108,21 @@ class CVCClinicDB(DatasetLoader):
         image_dir, label_dir = self._folders()
         pairs = pair_by_stem(list_images(image_dir), list_images(label_dir), image_dir=image_dir, label_dir=label_dir)
         groups = self._sequences({key: image for key, image, _ in pairs}, image_dir)
-        return [Record(key, image, label, group=groups[key]) for key, image, label in pairs]
+        parts = self._parts()
+        return [Record(key, image, label, group=groups[key], part=parts.get(key)) for key, image, label in pairs]
+
+    def _parts(self) -> dict[str, str]:
+        """id -> "test" for the frames a sidecar's ``part`` column puts in a separate test world."""
+        sidecar = self.root / "attributes.csv"
+        if not sidecar.is_file():
+            return {}
+        table = pd.read_csv(sidecar, dtype={"id": str, "part": str}, keep_default_na=False)
+        if "part" not in table:
+            return {}
+        unknown = sorted(set(table["part"]) - {"", "train", "test"})
+        if unknown:
+            raise DatasetError(f"{sidecar}: column 'part' holds {unknown[0]!r}; it may only be 'train', 'test' or empty")
+        return {key: "test" for key, part in zip(table["id"], table["part"]) if part == "test"}
 
     def _sequences(self, images: dict[str, Path], folder: Path) -> dict[str, str]:
         sidecar = self.root / "attributes.csv"

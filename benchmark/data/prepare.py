@@ -195,7 +195,8 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         "fundus_crop_scale": options.fundus_crop_scale if loader.modality == "fundus" else None,
         "classes": list(loader.classes),
         "has_normal_twins": bool(normals),
-        "split_protocol": spec.split_protocol(grouped=any(record.group is not None for record in records)),
+        "split_protocol": spec.split_protocol(grouped=any(record.group is not None for record in records),
+                                              has_test_part=any(record.part == "test" for record in records)),
         "counts": {part: len(keys) for part, keys in split.items()},
         "n_images": len(ids),
     }

@@ -18,8 +18,9 @@ The defaults below are the CPU-scale configuration of the default run (64x64, 2 
 departures from the paper make it learn within a few hundred optimiser steps: the network
 predicts the clean mask (``prediction_type: sample``, see
 :class:`~benchmark.methods.mask_diffusion.MaskDiffusionConfig`), and the image U-Net's anchor
-segmentation gets the auxiliary BCE + Dice loss (``auxiliary_weight: 1``; on synth_polyp, in
-12-epoch runs with a wider image U-Net, test Dice 0.55 with it and 0.38 without).
+segmentation gets the auxiliary BCE + Dice loss (``auxiliary_weight: 1``; on synth_polyp's
+validation split, the default configuration below, 8 epochs, 3 seeds: mean validation Dice 0.624
+with it and 0.573 without, higher on every seed; ``benchmarks/decisions.py``).
 """
 
 from __future__ import annotations

@@ -40,14 +40,14 @@ class Table2Parameters:
         results_dir: folder with ``<dataset>/<method>/per_image.csv`` and ``metrics.json``.
         datasets: datasets (columns); empty = every dataset in ``prepare.datasets``.
         methods: methods (rows); empty = every method in ``train.methods``.
-        n_resamples: bootstrap replicates of the CIs of the paired differences.
+
+    The paired differences come from ``results/<dataset>/comparisons.csv`` (``compare@<dataset>``).
     """
 
     params_path: str = "params.yaml"
     results_dir: str = "results"
     datasets: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
-    n_resamples: int = 10000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +116,12 @@ class Table6Parameters:
         results_dir: folder with the evaluate outputs and ``<dataset>/synthesize*/summary.json``.
         dataset: the ablation dataset; empty = the first of ``ablation.datasets``.
         segmenter: the segmenter whose ablations are shown (DiffAug's: "diffaug").
-        n_resamples: bootstrap replicates of the CIs of the paired differences.
     """
 
     params_path: str = "params.yaml"
     results_dir: str = "results"
     dataset: str = ""
     segmenter: str = "diffaug"
-    n_resamples: int = 10000
 
 
 @dataclasses.dataclass(frozen=True)

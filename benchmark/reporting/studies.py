@@ -3,9 +3,10 @@ Table 7 (synthetic volume) and the θ sweep's downstream Dice.
 
 Every function reads the evaluate stage's files (``results/<dataset>/<run>/per_image.csv``,
 ``lesions.csv``, ``inference.json``, which carries each seed's training data sizes and budget);
-nothing is typed in. Comparisons are paired per test image (seed-averaged per-image Dice, the
-unit of Table 2's tests): two-sided Wilcoxon signed-rank, percentile bootstrap 95 % CI of the mean
-difference (clustered by ``groups``, e.g. video sequences), Holm over the rows of one table.
+nothing is typed in. Every paired difference is read from ``results/<dataset>/comparisons.csv``
+(``compare@<dataset>``, :mod:`benchmark.reporting.claims`): computed at the independent unit (video
+sequence, else image), Wilcoxon signed-rank over units, bootstrap CI over units, Holm within the
+table; a comparison whose units cannot reach p < 0.05 reads "underpowered (n = … sequences)".
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from benchmark.reporting.tables import load_lesions, load_per_image, run_folder, seed_averaged_per_image
-from benchmark.stats.significance import bootstrap_ci, holm, paired_wilcoxon
+from benchmark.stats.comparisons import p_text
+from benchmark.stats.significance import bootstrap_ci
 from benchmark.stats.summary import mean_std, per_seed_means
+from benchmark.stats.units import Units, unit_means
 from benchmark.utils.io import read_json
 
 
@@ -43,32 +46,16 @@ def run_summary(results_dir: str | Path, dataset: str, run: str, *, per_image: p
     }  # fmt: skip
 
 
-def paired_comparisons(results_dir: str | Path, dataset: str, pairs: list[tuple[str, str]], *, groups: dict[str, str] | None = None,
-                       metric: str = "dice", n_resamples: int = 10_000, seed: int = 0, per_image: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
-    """``run`` − ``reference`` for each pair, per test image (seed-averaged), Holm over the pairs.
+def paired_comparisons(comparisons: pd.DataFrame, table: str, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """The ``table`` rows of ``comparisons.csv`` for ``pairs`` (``run`` − ``reference``), indexed by ``run``.
 
-    ``per_image``: rows of every run in ``pairs`` already loaded (else read from ``results_dir``).
-
-    Returns:
-        One row per pair: ``run``, ``reference``, ``mean_difference``, ``ci_low``, ``ci_high``
-        (fractions), ``n_images``, ``p_value`` (Wilcoxon), ``p_holm``.
+    Columns: ``reference``, ``mean_difference``, ``ci_low``, ``ci_high`` (fractions), ``unit``,
+    ``n_units``, ``n_seeds``, ``seed_sd``, ``p``, ``p_holm``, ``min_attainable_p``, ``mde_80``.
     """
-    runs = sorted({name for pair in pairs for name in pair})
-    if per_image is None:
-        per_image = load_per_image(results_dir, [dataset], runs)
-    scores = seed_averaged_per_image(per_image[per_image["method"].isin(runs)], metric)
-    wide = scores.pivot(index="image_id", columns="method", values=metric)
-    rows = []
-    for index, (run, reference) in enumerate(pairs):
-        both = wide[[run, reference]].dropna()
-        difference = (both[run] - both[reference]).to_numpy()
-        cluster = None if groups is None else np.array([groups.get(str(key), str(key)) for key in both.index])
-        mean, low, high = bootstrap_ci(difference, groups=cluster, n_resamples=n_resamples, seed=seed + index)
-        rows.append({"run": run, "reference": reference, "mean_difference": mean, "ci_low": low, "ci_high": high,
-                     "n_images": len(both), "p_value": paired_wilcoxon(both[run].to_numpy(), both[reference].to_numpy())[1]})  # fmt: skip
-    table = pd.DataFrame(rows, columns=["run", "reference", "mean_difference", "ci_low", "ci_high", "n_images", "p_value"])
-    table["p_holm"] = holm(table["p_value"].to_numpy()) if len(table) else []
-    return table
+    from benchmark.reporting.claims import lookup
+
+    rows = lookup(comparisons, table, pairs)
+    return rows.rename(columns={"run_b": "reference", "delta": "mean_difference"}).rename_axis("run")
 
 
 def _pm(mean: float, std: float) -> str:
@@ -76,17 +63,21 @@ def _pm(mean: float, std: float) -> str:
 
 
 def _difference_columns(comparison: pd.Series | None) -> dict[str, str]:
+    keys = ("Δ Dice (pp)", "95 % CI (pp)", "p (Holm)", "n", "MDE 80 % (pp)", "seed sd of Δ (pp)")
     if comparison is None:
-        return {"Δ Dice (pp)": "", "95 % CI (pp)": "", "p (Holm)": ""}
-    return {"Δ Dice (pp)": f"{100 * comparison['mean_difference']:+.1f}",
-            "95 % CI (pp)": f"[{100 * comparison['ci_low']:+.1f}, {100 * comparison['ci_high']:+.1f}]",
-            "p (Holm)": f"{comparison['p_holm']:.2g}"}  # fmt: skip
+        return dict.fromkeys(keys, "")
+    n = int(comparison["n_units"])
+    return dict(zip(keys, (f"{100 * comparison['mean_difference']:+.1f}",
+                           f"[{100 * comparison['ci_low']:+.1f}, {100 * comparison['ci_high']:+.1f}]",
+                           p_text(comparison), f"{n} {comparison['unit']}{'' if n == 1 else 's'}",
+                           f"{100 * comparison['mde_80']:.1f}", f"{100 * comparison['seed_sd']:.1f}")))  # fmt: skip
 
 
 def augmentation_matrix(results_dir: str | Path, dataset: str, axes: dict[str, dict[str, str]],
-                        display_names: dict[str, str], *, groups: dict[str, str] | None = None, n_resamples: int = 10_000) -> pd.DataFrame:  # fmt: skip
+                        display_names: dict[str, str], *, comparisons: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
     """The augmentation × architecture matrix: Dice (mean ± std over seeds) of each segmenter
-    with no / standard / DiffAug training data, and DiffAug − standard per test image.
+    with no / standard / DiffAug training data, and DiffAug − standard at the unit
+    (``comparisons``: ``comparisons.csv``, family ``augmentation``).
 
     Args:
         axes: segmenter -> {"none": run, "standard": run, "DiffAug": run}
@@ -96,7 +87,7 @@ def augmentation_matrix(results_dir: str | Path, dataset: str, axes: dict[str, d
     """
     pairs = [(levels["DiffAug"], levels["standard"]) for levels in axes.values()]
     per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys(run for levels in axes.values() for run in levels.values() if run)))
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, per_image=per_image).set_index("run")
+    tests = paired_comparisons(comparisons, "augmentation", pairs)
     rows = []
     for method, levels in axes.items():
         row = {"segmenter": display_names.get(method, method)}
@@ -111,8 +102,8 @@ def augmentation_matrix(results_dir: str | Path, dataset: str, axes: dict[str, d
     return pd.DataFrame(rows)
 
 
-def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], *, full: str,
-                   iterative_label: str | None = None, groups: dict[str, str] | None = None, n_resamples: int = 10_000) -> pd.DataFrame:  # fmt: skip
+def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], *, full: str, comparisons: pd.DataFrame,
+                   iterative_label: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Table 6: each configuration's Dice, IoU (mean ± std over seeds), lesion-level FNR, the
     segmenter's test inference speed, the synthetic pairs it trained with, and the paired
     difference to the full configuration.
@@ -125,7 +116,7 @@ def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], 
     """
     pairs = [(run, full) for run in rows.values() if run != full]
     per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys([full, *rows.values()])))  # read once
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, per_image=per_image).set_index("run")
+    tests = paired_comparisons(comparisons, "table6", pairs)
     table = []
     for label, run in rows.items():
         summary = run_summary(results_dir, dataset, run, per_image=per_image)
@@ -143,37 +134,39 @@ def ablation_table(results_dir: str | Path, dataset: str, rows: dict[str, str], 
                           "lesion FNR (%)": f"{100 * seeds['lesion_fnr'].mean():.1f}",
                           "inference (images/s)": f"{seeds['test_images_per_second'].mean():.1f}",
                           "synthetic pairs": f"{summary['n_synthetic']:.0f}",
-                          "Δ Dice (pp)": f"{100 * (seeds['dice'].mean() - summary['dice']):+.1f}", "95 % CI (pp)": "per-seed only", "p (Holm)": ""})  # fmt: skip
+                          **_difference_columns(None), "Δ Dice (pp)": f"{100 * (seeds['dice'].mean() - summary['dice']):+.1f}",
+                          "95 % CI (pp)": "per-seed only"})  # fmt: skip
     return pd.DataFrame(table)
 
 
-def volume_curve(results_dir: str | Path, dataset: str, runs: dict[str, str], *, reference: str,
-                 groups: dict[str, str] | None = None, n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+def volume_curve(results_dir: str | Path, dataset: str, runs: dict[str, str], *, reference: str, comparisons: pd.DataFrame,
+                 units: Units, table: str = "table7", n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """Table 7 (and the θ sweep's downstream Dice): one row per run in ``runs`` (label -> run).
 
     Columns: ``label``, ``run``, ``n_real``, ``n_synthetic`` (mean over seeds), ``optimizer_steps``,
     ``dice`` / ``iou`` (mean over seeds) with ``dice_std`` / ``iou_std``, ``dice_ci_low`` /
-    ``dice_ci_high`` (bootstrap CI of the mean seed-averaged per-image Dice), the same for IoU,
-    and the paired difference to ``reference`` (``delta``, ``delta_ci_low/high``, ``p_holm``).
-    Fractions throughout.
+    ``dice_ci_high`` (bootstrap CI over units of the unit-mean Dice), the same for IoU, and the
+    paired difference to ``reference`` from ``comparisons`` (family ``table``): ``delta``,
+    ``delta_ci_low/high``, ``p_holm``, ``n_units``, ``unit``, ``min_attainable_p``, ``mde_80``,
+    ``seed_sd``. Fractions throughout.
     """
     pairs = [(run, reference) for run in runs.values() if run != reference]
     per_image = load_per_image(results_dir, [dataset], list(dict.fromkeys([reference, *runs.values()])))  # read once
-    tests = paired_comparisons(results_dir, dataset, pairs, groups=groups, n_resamples=n_resamples, seed=seed, per_image=per_image).set_index("run")
+    tests = paired_comparisons(comparisons, table, pairs)
     rows = []
     for index, (label, run) in enumerate(runs.items()):
         summary = run_summary(results_dir, dataset, run, per_image=per_image)
         row = {"label": label, **{key: summary[key] for key in ("run", "n_real", "n_synthetic", "optimizer_steps", "dice", "dice_std", "iou", "iou_std")}}
         for metric in ("dice", "iou"):
-            values = seed_averaged_per_image(per_image[per_image["method"] == run], metric)
-            cluster = None if groups is None else np.array([groups.get(str(key), str(key)) for key in values["image_id"]])
-            _, low, high = bootstrap_ci(values[metric].to_numpy(), groups=cluster, n_resamples=n_resamples, seed=seed + index)
+            values = unit_means(per_image[per_image["method"] == run], units, metric)[run].dropna()
+            _, low, high = bootstrap_ci(values.to_numpy(), n_resamples=n_resamples, seed=seed + index)
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
-        if run in tests.index:
-            test = tests.loc[run]
-            row.update({"delta": test["mean_difference"], "delta_ci_low": test["ci_low"], "delta_ci_high": test["ci_high"], "p_holm": test["p_holm"]})
-        else:
-            row.update({"delta": 0.0, "delta_ci_low": np.nan, "delta_ci_high": np.nan, "p_holm": np.nan})
+        test = tests.loc[run] if run in tests.index else None
+        row.update({"delta": test["mean_difference"] if test is not None else 0.0})
+        for key, column in (("delta_ci_low", "ci_low"), ("delta_ci_high", "ci_high"), ("p_holm", "p_holm"), ("n_units", "n_units"),
+                            ("min_attainable_p", "min_attainable_p"), ("mde_80", "mde_80"), ("seed_sd", "seed_sd")):  # fmt: skip
+            row[key] = test[column] if test is not None else np.nan
+        row["unit"] = units.name
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -189,8 +182,14 @@ def format_volume_table(curve: pd.DataFrame, reference_label: str) -> pd.DataFra
         "IoU (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["iou"], curve["iou_std"], curve["iou_ci_low"], curve["iou_ci_high"])],
         f"Δ Dice vs {reference_label} (pp)": ["" if np.isnan(lo) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                                               for d, lo, hi in zip(curve["delta"], curve["delta_ci_low"], curve["delta_ci_high"])],
-        "p (Holm)": ["" if np.isnan(p) else f"{p:.2g}" for p in curve["p_holm"]],
+        "p (Holm)": _p_cells(curve),
+        "MDE 80 % (pp)": ["" if np.isnan(m) else f"{100 * m:.1f}" for m in curve["mde_80"]],
     })  # fmt: skip
+
+
+def _p_cells(curve: pd.DataFrame) -> list[str]:
+    """p (Holm) cells of a curve: blank for the reference row, "underpowered (n = …)" where the units cannot reach 0.05."""
+    return ["" if np.isnan(row["n_units"]) else p_text(row) for _, row in curve.iterrows()]
 
 
 def missing_runs(runs, available) -> list[str]:
@@ -238,7 +237,10 @@ def study_plots(params_path: str | Path = "params.yaml", results_dir: str | Path
     """The curves ``dvc plots show`` draws, per ablation dataset: ``volume_<dataset>`` (Dice against
     synthetic volume, Table 7) and ``theta_<dataset>`` (acceptance rate and downstream Dice against θ).
     Studies whose runs are not in the params are left out."""
+    from benchmark.data.prepared import PreparedDataset
     from benchmark.params import check_params
+    from benchmark.reporting import claims
+    from benchmark.stats.units import dataset_units
 
     sections = check_params(str(params_path))
     train, ablation, synthesize = sections["train"], sections["ablation"], sections["synthesize"]
@@ -248,15 +250,18 @@ def study_plots(params_path: str | Path = "params.yaml", results_dir: str | Path
     augmentation = train.config_of(segmenter).augmentation
     curves = {}
     for dataset in ablation.datasets:
+        units = dataset_units(PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json"))
+        comparisons = claims.load(results_dir, dataset)
         volume_rows = table7_runs(segmenter, augmentation, synthesize.volumes, synthesize.volume)
         if all(run in available for run in volume_rows.values()):
-            curve = volume_curve(results_dir, dataset, volume_rows, reference=volume_rows["standard augmentation only"], n_resamples=n_resamples)
+            curve = volume_curve(results_dir, dataset, volume_rows, reference=volume_rows["standard augmentation only"], comparisons=comparisons,
+                                 units=units, n_resamples=n_resamples)  # fmt: skip
             curve["volume"] = [0.0, 0.0, *sorted(synthesize.volumes)]
             curves[f"volume_{dataset}"] = curve[["label", "volume", "n_synthetic", "dice", "dice_ci_low", "dice_ci_high", "iou"]]
         theta_rows = theta_runs(segmenter, quality.thetas, synthesize.theta)
         if all(run in available for run in theta_rows.values()):
             curve = volume_curve(results_dir, dataset, theta_rows, reference=theta_runs(segmenter, [synthesize.theta], synthesize.theta)[f"θ = {synthesize.theta:g}"],
-                                 n_resamples=n_resamples)  # fmt: skip
+                                 comparisons=comparisons, units=units, table="theta", n_resamples=n_resamples)  # fmt: skip
             curve["theta"] = sorted(quality.thetas)
             sweep = read_json(Path(results_dir) / dataset / "quality" / "summary.json").get("theta_sweep", [])
             rates = {round(row["theta"], 6): row["acceptance_rate"] for row in sweep}
@@ -307,5 +312,5 @@ def theta_dice_table(curve: pd.DataFrame) -> pd.DataFrame:
         "Dice (%)": [f"{_pm(m, s)} [{100 * lo:.1f}, {100 * hi:.1f}]" for m, s, lo, hi in zip(curve["dice"], curve["dice_std"], curve["dice_ci_low"], curve["dice_ci_high"])],
         "Δ Dice vs loop θ (pp)": ["" if np.isnan(lo) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                                   for d, lo, hi in zip(curve["delta"], curve["delta_ci_low"], curve["delta_ci_high"])],
-        "p (Holm)": ["" if np.isnan(p) else f"{p:.2g}" for p in curve["p_holm"]],
+        "p (Holm)": _p_cells(curve),
     })  # fmt: skip

@@ -105,12 +105,15 @@ def seed_summary(per_image: pd.DataFrame, metrics: tuple[str, ...] = ("dice", "i
     return pd.DataFrame(rows)
 
 
-def segmentation_table(summary: pd.DataFrame, display_names: dict[str, str] | None = None) -> pd.DataFrame:
-    """Table 2 as formatted strings "mean ± std" in percent; best **bold**, second underlined (HTML).
+def segmentation_table(summary: pd.DataFrame, display_names: dict[str, str] | None = None, bold: dict[str, str] | None = None) -> pd.DataFrame:
+    """Table 2 as formatted strings "mean ± std" in percent (HTML); a dataset's best Dice and IoU are
+    **bold** only for the method ``bold`` names (:func:`significant_best`: significantly better
+    than the best other at the unit), never merely for the highest mean.
 
     Args:
         summary: output of :func:`seed_summary`.
         display_names: method key -> label for the rows.
+        bold: dataset -> method to bold (none when absent).
 
     Returns:
         Rows = methods, columns = (dataset, metric); cells are HTML strings.
@@ -118,14 +121,11 @@ def segmentation_table(summary: pd.DataFrame, display_names: dict[str, str] | No
     display_names = display_names or {}
     table = {}
     for (dataset, metric), group in summary.groupby(["dataset", "metric"], sort=False):
-        ranking = group.sort_values("mean", ascending=False)["method"].tolist()
         column = {}
         for _, row in group.iterrows():
             text = f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f}"
-            if len(ranking) > 1 and row["method"] == ranking[0]:
+            if (bold or {}).get(dataset) == row["method"]:
                 text = f"<b>{text}</b>"
-            elif len(ranking) > 2 and row["method"] == ranking[1]:
-                text = f"<u>{text}</u>"
             column[display_names.get(row["method"], row["method"])] = text
         table[(dataset, f"{METRIC_LABELS.get(metric, metric)} (%)")] = column
     frame = pd.DataFrame(table)
@@ -181,42 +181,52 @@ def load_lesions(results_dir: str | Path, datasets: list[str], methods: list[str
     return _load_results_csv(results_dir, datasets, methods, "lesions.csv")
 
 
-def significance_table(per_image: pd.DataFrame, groups: dict[str, dict[str, str]] | None = None, *, metric: str = "dice",
-                       display_names: dict[str, str] | None = None, n_resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:  # fmt: skip
-    """Table 2's tests: each method vs the best other method of its dataset, per test image.
+def significance_table(comparisons: dict[str, pd.DataFrame], *, display_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Table 2's tests from ``comparisons.csv`` (family ``table2``): each method − the best other
+    method by validation Dice, at the independent unit (seed-averaged per-image Dice averaged over
+    each unit's images; Wilcoxon signed-rank over units; bootstrap CI over units; Holm over the
+    dataset's rows). Where the units cannot reach p < 0.05 at all, "underpowered (n = …)".
 
-    Seed-averaged per-image scores; paired two-sided Wilcoxon signed-rank test; percentile
-    bootstrap 95 % CI of the mean difference (clusters = ``groups``, e.g. video sequences);
-    Holm correction over every row. Differences in percentage points.
+    Args:
+        comparisons: dataset -> its ``comparisons.csv`` frame.
     """
-    from benchmark.stats.significance import compare_to_best_other
+    from benchmark.stats.comparisons import p_text
 
     display_names = display_names or {}
-    scores = seed_averaged_per_image(per_image, metric)
-    table = compare_to_best_other(scores, metric=metric, groups=groups, n_resamples=n_resamples, seed=seed)
-    if not len(table):
-        return table
-    return pd.DataFrame({
-        "dataset": table["dataset"],
-        "method": table["method"].map(lambda m: display_names.get(m, m)),
-        "vs (best other)": table["opponent"].map(lambda m: display_names.get(m, m)),
-        f"Δ {METRIC_LABELS.get(metric, metric)} (pp)": (100 * table["mean_difference"]).map(lambda v: f"{v:+.2f}"),
-        "95 % CI (pp)": [f"[{100 * low:+.2f}, {100 * high:+.2f}]" for low, high in zip(table["ci_low"], table["ci_high"])],
-        "images": table["n_images"],
-        "p (Wilcoxon)": table["p_value"].map(lambda p: f"{p:.2g}"),
-        "p (Holm)": table["p_holm"].map(lambda p: f"{p:.2g}"),
-    })
+    name = lambda m: display_names.get(m, m)  # noqa: E731
+    rows = []
+    for dataset, frame in comparisons.items():
+        for _, row in frame[frame["table"] == "table2"].iterrows():
+            rows.append({"dataset": dataset, "method": name(row["run_a"]), "vs (best other on validation)": name(row["run_b"]),
+                         "Δ Dice (pp)": f"{100 * row['delta']:+.2f}", "95 % CI (pp)": f"[{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]",
+                         "n": f"{int(row['n_units'])} {row['unit']}s", "seeds": int(row["n_seeds"]), "seed sd of Δ (pp)": f"{100 * row['seed_sd']:.2f}",
+                         "MDE 80 % (pp)": f"{100 * row['mde_80']:.1f}", "p (Wilcoxon)": p_text(row, column="p"), "p (Holm)": p_text(row)})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
-def image_groups(prepared: dict[str, PreparedDataset]) -> dict[str, dict[str, str]]:
-    """dataset -> {image_id: cluster} for the cluster bootstrap: the ``sequence`` column (video
-    sequences of CVC-ClinicDB and the procedural polyps) when present, else none (images independent)."""
-    groups = {}
-    for name, dataset in prepared.items():
-        attributes = dataset.attributes
-        if "sequence" in attributes and attributes["sequence"].notna().all():
-            groups[name] = dict(zip(attributes["id"].astype(str), attributes["sequence"].astype(str)))
-    return groups
+def significant_best(comparisons: dict[str, pd.DataFrame], summary: pd.DataFrame, alpha: float = 0.05) -> dict[str, str]:
+    """dataset -> the method to bold in Table 2: the best mean Dice, only when its ``table2`` row
+    (vs the best other on validation) is positive with Holm p < ``alpha`` and the units can reach it."""
+    from benchmark.stats.comparisons import underpowered
+
+    best = {}
+    for dataset, frame in comparisons.items():
+        dice = summary[(summary["dataset"] == dataset) & (summary["metric"] == "dice")].sort_values("mean", ascending=False)
+        if not len(dice):
+            continue
+        top = dice["method"].iloc[0]
+        row = frame[(frame["table"] == "table2") & (frame["run_a"] == top)]
+        if len(row) and row["delta"].iloc[0] > 0 and row["p_holm"].iloc[0] < alpha and not underpowered(int(row["n_units"].iloc[0])):
+            best[dataset] = top
+    return best
+
+
+def dataset_units(prepared: dict[str, PreparedDataset]) -> dict:
+    """dataset -> its analysis unit (:class:`benchmark.stats.units.Units`: video sequence where the
+    loader has groups, e.g. synth_polyp and CVC-ClinicDB in the publisher's layout; else image)."""
+    from benchmark.stats.units import dataset_units as units_of
+
+    return {name: units_of(dataset) for name, dataset in prepared.items()}
 
 
 def lesion_detection_table(lesions: pd.DataFrame, per_image: pd.DataFrame, prepared: dict[str, PreparedDataset], *,
@@ -225,8 +235,8 @@ def lesion_detection_table(lesions: pd.DataFrame, per_image: pd.DataFrame, prepa
     """Table 3: lesion-level detection per dataset × stratum × method.
 
     A lesion's detection is averaged over seeds (0..1); sensitivity = mean over the stratum's test
-    lesions, FNR = 1 - sensitivity, with a percentile bootstrap 95 % CI resampling images (the
-    lesions of one image stay together). Relative FNR reduction vs ``reference`` =
+    lesions, FNR = 1 - sensitivity, with a percentile bootstrap 95 % CI resampling analysis units
+    (video sequences where the data has them, else images: the lesions of one unit stay together). Relative FNR reduction vs ``reference`` =
     (FNR_ref - FNR) / FNR_ref. Specificity = mean pixel specificity of the stratum's images.
     Strata as in Table 1 (exact attributes on procedural data); every dataset also gets "all".
 
@@ -243,6 +253,9 @@ def lesion_detection_table(lesions: pd.DataFrame, per_image: pd.DataFrame, prepa
         strata = {"all": pd.Series(True, index=attributes.index)}
         strata.update({name: mask.set_axis(attributes.index) for name, mask in _stratum_masks(attributes.reset_index(), prepared[dataset].manifest["modality"]).items()})
         averaged = frame.groupby(["method", "image_id", "lesion"], sort=False)["hit"].mean().reset_index()
+        averaged["image_id"] = averaged["image_id"].astype(str)
+        units = dataset_units({dataset: prepared[dataset]})[dataset]
+        averaged["unit"] = units.labels(averaged["image_id"])
         specificity = per_image[per_image["dataset"] == dataset].groupby(["method", "image_id"])["specificity"].mean()
         for stratum, mask in strata.items():
             members = set(mask[mask].index)
@@ -252,10 +265,10 @@ def lesion_detection_table(lesions: pd.DataFrame, per_image: pd.DataFrame, prepa
                 group = group[group["image_id"].isin(members)]
                 if not len(group):
                     continue
-                sensitivity, low, high = bootstrap_ci(group["hit"].to_numpy(), groups=group["image_id"].to_numpy(), n_resamples=n_resamples, seed=seed)
+                sensitivity, low, high = bootstrap_ci(group["hit"].to_numpy(), groups=group["unit"].to_numpy(), n_resamples=n_resamples, seed=seed)
                 spec = specificity.loc[method].reindex(sorted(members & set(specificity.loc[method].index))).mean()
                 block.append({"dataset": dataset, "stratum": stratum, "method": method, "lesions": len(group),
-                              "images": group["image_id"].nunique(), "sensitivity": sensitivity, "sens_low": low, "sens_high": high,
+                              "images": group["image_id"].nunique(), "units": f"{group['unit'].nunique()} {units.name}s", "sensitivity": sensitivity, "sens_low": low, "sens_high": high,
                               "fnr": 1 - sensitivity, "fnr_low": 1 - high, "fnr_high": 1 - low, "specificity": spec})  # fmt: skip
                 if method == reference:
                     fnr_reference = 1 - sensitivity
@@ -271,12 +284,28 @@ def format_lesion_table(table: pd.DataFrame) -> pd.DataFrame:
     pct = lambda v: "–" if v != v else f"{100 * v:.1f}"  # noqa: E731
     return pd.DataFrame({
         "dataset": table["dataset"], "stratum": table["stratum"], "method": table["method"],
-        "n lesions (images)": [f"{n} ({m})" for n, m in zip(table["lesions"], table["images"])],
+        "n lesions (images; units)": [f"{n} ({m}; {u})" for n, m, u in zip(table["lesions"], table["images"], table["units"])],
         "sensitivity (%)": table["sensitivity"].map(pct),
         "FNR (%) [95 % CI]": [f"{pct(f)} [{pct(lo)}, {pct(hi)}]" for f, lo, hi in zip(table["fnr"], table["fnr_low"], table["fnr_high"])],
         "rel. FNR reduction vs U-Net (%)": table["relative_fnr_reduction"].map(pct),
         "specificity (%)": table["specificity"].map(pct),
     })  # fmt: skip
+
+
+def lesion_comparison_table(comparisons: dict[str, pd.DataFrame], *, display_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Table 3's paired tests from ``comparisons.csv`` (family ``table3``): lesion-level sensitivity
+    of each method − the reference (and DiffAug − SDSeg), in percentage points, at the unit."""
+    from benchmark.stats.comparisons import p_text
+
+    display_names = display_names or {}
+    name = lambda m: display_names.get(m, m)  # noqa: E731
+    rows = []
+    for dataset, frame in comparisons.items():
+        for _, row in frame[frame["table"] == "table3"].iterrows():
+            rows.append({"dataset": dataset, "method": name(row["run_a"]), "vs": name(row["run_b"]),
+                         "Δ sensitivity (pp)": f"{100 * row['delta']:+.1f}", "95 % CI (pp)": f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]",
+                         "n": f"{int(row['n_units'])} {row['unit']}s", "MDE 80 % (pp)": f"{100 * row['mde_80']:.1f}", "p (Holm)": p_text(row)})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _read_optional(path: Path) -> dict | None:

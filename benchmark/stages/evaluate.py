@@ -14,7 +14,8 @@ It keeps its result in ``<seed>/evaluation/`` under a fingerprint of the trained
 - ``lesions.csv``: one row per seed and ground-truth lesion;
 - ``metrics.json``: per-seed means, mean ± std over seeds;
 - ``inference.json``: each seed's training sizes and budget (from its run.json), the inference
-  variant chosen on validation, test images/s and, for latent segmenters, the N-step DDIM scores.
+  variant chosen on validation and its validation Dice (``selection.<seed>.validation_dice``, by
+  which Table 2 picks each method's opponent), test images/s and, for latent segmenters, the N-step DDIM scores.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from benchmark.stages import common
 EVALUATION = "evaluation"
 
 
-def evaluation_key(train_fingerprint: str, params) -> str:
-    """Fingerprint of a seed's evaluation: its trained model, the ``evaluate`` params and the scoring code."""
+def evaluation_key(train_fingerprint: str, params, *, iterative: bool = False) -> str:
+    """Fingerprint of a seed's evaluation: its trained model, the ``evaluate`` params, whether the
+    N-step DDIM score is included (``iterative``) and the scoring code."""
     from benchmark.config import to_mapping
 
-    return common.fingerprint({"model": train_fingerprint, "evaluate": to_mapping(params)}, (),
+    return common.fingerprint({"model": train_fingerprint, "evaluate": to_mapping(params), "iterative": iterative}, (),
                               common.code_closure("benchmark.stages.evaluate", "benchmark.metrics.evaluate", "benchmark.metrics.selection"))  # fmt: skip
 
 
@@ -62,6 +64,9 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
     else:
         chosen, val_scores = select_on_validation(
             variants, lambda predict: score_images(predict(val.images), list(val.ids), native_val, params.threshold)["dice"].mean())
+    # the chosen variant's validation Dice: what Table 2 picks each method's opponent by (never test)
+    validation_dice = (float(val_scores[chosen]) if chosen in val_scores else
+                       float(score_images(variants[chosen](val.images), list(val.ids), native_val, params.threshold)["dice"].mean()))
     started = time.perf_counter()
     probabilities = variants[chosen](test.images)
     speed = len(test) / (time.perf_counter() - started)
@@ -69,7 +74,7 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
                                               min_lesion_fraction=params.min_lesion_fraction, detection_iou=params.detection_iou)  # fmt: skip
     for frame in (table, lesions):
         frame.insert(0, "seed", run_record["seed"])
-    inference = {"selected": chosen, "val_dice": val_scores, "test_images_per_second": speed, "hardware": hardware_name(),
+    inference = {"selected": chosen, "val_dice": val_scores, "validation_dice": validation_dice, "test_images_per_second": speed, "hardware": hardware_name(),
                  "training": {key: run_record.get(key) for key in ("n_train_real", "n_train_synthetic", "epochs", "optimizer_steps", "train_seconds")}}  # fmt: skip
     if iterative and getattr(type(method), "needs_autoencoder", False):  # Table 6: w/o latent estimation, same weights
         from benchmark.methods.latent_seg.method import predict_latent_masks
@@ -133,7 +138,8 @@ def write_run_results(dataset: str, run: str, seed_dirs: list[Path], out: Path, 
         inference = result["inference"]
         record["test_images_per_second"][name] = inference["test_images_per_second"]
         record["hardware"] = inference["hardware"]
-        record["selection"][name] = {"selected": inference["selected"], "val_dice": inference["val_dice"]}
+        record["selection"][name] = {"selected": inference["selected"], "val_dice": inference["val_dice"],
+                                     "validation_dice": inference.get("validation_dice")}
         record["training"][name] = inference["training"]
         if "iterative" in inference:
             iterative[name] = inference["iterative"]

@@ -27,8 +27,10 @@ interrupted midway resumes from its checkpoint; a stale folder is cleared.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+import types
 from pathlib import Path
 
 from benchmark.stages import common
@@ -89,8 +91,10 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
     method = method_cls(config)
     if getattr(method_cls, "needs_autoencoder", False):
         method.attach_autoencoder(autoencoder)
+    resumable = (seed_dir / "checkpoint.pt").is_file()
     started = time.perf_counter()
-    method.fit(train, val, seed=seed, out_dir=seed_dir, progress=progress)
+    with counting_optimizer_steps() as steps:
+        method.fit(train, val, seed=seed, out_dir=seed_dir, progress=progress)
     elapsed = time.perf_counter() - started
     with atomic_dir(seed_dir / "model") as tmp:
         method.save(tmp)
@@ -110,11 +114,31 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
         "epochs": epochs,
         "samples_per_epoch": per_epoch,
         "optimizer_steps": (epochs or 0) * steps_per_epoch(len(train), epoch_size, batch_size),  # the trainers' own count
+        # evidence of a resume: a seed that continued from its checkpoint takes fewer steps in this call
+        "checkpoint_at_start": resumable,
+        "optimizer_steps_this_call": steps.count,
         "environment": environment_record(),
     }
     write_json(record_path, record)
     (seed_dir / "checkpoint.pt").unlink(missing_ok=True)  # done: model/ holds the selected weights, train_log.csv the history
     return record, method
+
+
+@contextlib.contextmanager
+def counting_optimizer_steps():
+    """Count every ``torch.optim.Optimizer.step`` taken in this process inside the block (``.count``)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = types.SimpleNamespace(count=0)
+
+    def hook(optimizer, args, kwargs) -> None:
+        steps.count += 1
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield steps
+    finally:
+        handle.remove()
 
 
 # --- worker side: one process per worker, the dataset and shared inputs loaded once --------------
@@ -132,7 +156,21 @@ def _setup_worker(dataset: str, params_path: str) -> None:
     _STATE.update(dataset=dataset, data=data, test=test, val=val, native=data.native_masks(list(test.ids)),
                   native_val=data.native_masks(list(val.ids)), synthetic={}, autoencoder=None,
                   train_params=load_section("train", params_path), eval_params=load_section("evaluate", params_path),
-                  volume=load_section("synthesize", params_path).volume)  # fmt: skip
+                  volume=load_section("synthesize", params_path).volume,
+                  iterative=iterative_scoring(dataset, params_path))  # fmt: skip
+
+
+def iterative_scoring(dataset: str, params_path: str) -> frozenset[str]:
+    """The methods whose base run also scores its weights with N-step DDIM (Table 6's "w/o latent
+    estimation" row): only a segmenter with ablation runs (``<method>+...`` in ``ablation.runs``) on
+    the datasets of ``ablation.datasets``, where Table 6 reads it. Elsewhere nothing reads that score,
+    so it is not computed (it costs a full DDIM pass over the test split per seed)."""
+    from benchmark.config import load_section
+
+    ablation = load_section("ablation", params_path)
+    if dataset not in ablation.datasets:
+        return frozenset()
+    return frozenset(run.split("+", 1)[0] for run in ablation.runs if "+" in run)
 
 
 def _training_set(spec, n_train: int):
@@ -185,13 +223,14 @@ def run_seed(run: str, index: int) -> dict:
                                 autoencoder=_STATE["autoencoder"], autoencoder_key=autoencoder_key)  # fmt: skip
     trained = method is not None
     eval_params = _STATE["eval_params"]
-    key = evaluate.evaluation_key(record["fingerprint"], eval_params)
+    iterative = run == name and name in _STATE["iterative"]
+    key = evaluate.evaluation_key(record["fingerprint"], eval_params, iterative=iterative)
     result = evaluate.load_evaluation(seed_dir, key)
     if result is None:
         if method is None:
             method = method_cls.load(seed_dir / "model")
         result = evaluate.evaluate_seed(method, read_json(seed_dir / "run.json"), _STATE["test"], _STATE["val"], _STATE["native"],
-                                        _STATE["native_val"], eval_params, iterative=run == name)  # fmt: skip
+                                        _STATE["native_val"], eval_params, iterative=iterative)  # fmt: skip
         evaluate.save_evaluation(result, seed_dir, key)
     return {"run": run, "index": index, "trained": trained, "seconds": time.perf_counter() - started,
             "dice": float(result["per_image"]["dice"].mean())}  # fmt: skip

@@ -446,15 +446,17 @@ def _save(root: Path, relative: str, array: np.ndarray) -> None:
         Image.fromarray(array, "L").save(path, format="BMP")
 
 
-def generate(config: SynthFundusConfig, seed: int, out_dir: str | Path, *, progress: bool = True) -> pd.DataFrame:
+def generate(config: SynthFundusConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Write ``synth_fundus`` in the REFUGE layout under ``out_dir`` (atomically) and return its table.
 
     Image ``j`` of part ``p`` draws everything from ``numpy_rng(seed, "synth_fundus", p, j)``, so
-    it never depends on other images and the same seed gives byte-identical files.
+    it never depends on other images and the same seed gives byte-identical files. The test part
+    uses ``test_seed`` instead of ``seed`` when given (a test world no tuning has seen).
 
     Args:
         config: sizes and class balance.
         seed: base seed.
+        test_seed: base seed of the test part (``None``: ``seed``).
         out_dir: dataset root; replaced as a whole once complete.
         progress: show a tqdm bar.
 
@@ -470,7 +472,7 @@ def generate(config: SynthFundusConfig, seed: int, out_dir: str | Path, *, progr
         for part, count in parts:
             per_class = {True: 0, False: 0}
             for j in range(count):
-                rng = numpy_rng(seed, NAME, part, j)
+                rng = numpy_rng(test_seed if part == "test" and test_seed is not None else seed, NAME, part, j)
                 attrs = sample_fundus_attributes(rng, config)
                 out = render_fundus(rng, attrs, config.size)
                 vcdr = out["cup_height"] / out["disc_height"]

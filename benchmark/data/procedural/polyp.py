@@ -26,7 +26,7 @@ from benchmark.utils.io import atomic_dir
 from benchmark.utils.seeding import numpy_rng
 
 NAME = "synth_polyp"
-COLUMNS = ("id", "sequence", "diameter_mm", "small", "paris_type", "flat", "surface", "vascular_pattern",
+COLUMNS = ("id", "sequence", "part", "diameter_mm", "small", "paris_type", "flat", "surface", "vascular_pattern",
            "height_mm", "contrast", "center_x", "center_y", "area_px", "area_fraction")  # fmt: skip
 _VESSEL_TINT = np.array([0.3, 0.65, 0.55], np.float32)  # vessels absorb green/blue most: dark red
 _LUT = 2048  # samples of the angle functions around the lumen
@@ -48,6 +48,12 @@ class SynthPolypConfig:
         p_pedunculated: probability in [0, 1] of a pedunculated polyp (Paris 0-Ip); the rest,
             ``1 - p_flat - p_pedunculated`` (so the sum must be <= 1), is sessile (0-Is).
         max_diameter_mm: largest polyp diameter in mm, in [5, 100].
+        test_sequences: video sequences of the separate test world (>= 0; 0 = none, the test
+            split is then drawn from the ``n_images`` frames). The test world is drawn from its
+            own seed (``procedural.test_seed``), so nothing tuned on the training world saw it.
+        test_frames: frames per test-world sequence (>= 1). Frames of one sequence are not
+            independent, so statistics run over sequences: many short sequences give more power
+            per rendered frame than few long ones.
     """
 
     n_images: int = 612
@@ -58,6 +64,8 @@ class SynthPolypConfig:
     p_flat: float = 0.12
     p_pedunculated: float = 0.28
     max_diameter_mm: float = 17.0
+    test_sequences: int = 0
+    test_frames: int = 5
 
     def __post_init__(self) -> None:
         def check(field: str, low: float, high: float, rule: str, integer: bool = False) -> None:
@@ -66,7 +74,7 @@ class SynthPolypConfig:
             if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:  # NaN fails too
                 raise ValueError(f"{NAME}.{field} must be {rule}, got {value!r}")
 
-        for field, low in (("n_images", 1), ("height", 32), ("width", 32)):
+        for field, low in (("n_images", 1), ("height", 32), ("width", 32), ("test_sequences", 0), ("test_frames", 1)):
             check(field, low, math.inf, f"an int >= {low}", integer=True)
         for field in ("p_small", "p_flat", "p_pedunculated"):
             check(field, 0, 1, "in [0, 1]")
@@ -136,41 +144,52 @@ def sample_polyp_attributes(rng: np.random.Generator, config: SynthPolypConfig) 
     }  # fmt: skip
 
 
-def generate(config: SynthPolypConfig, seed: int, out_dir: str | Path, *, progress: bool = True) -> pd.DataFrame:
+def generate(config: SynthPolypConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Render the data set and write it atomically in the CVC-ClinicDB layout.
 
     Writes ``Original/<i>.tif`` (RGB uint8 ``(H, W, 3)``), ``Ground Truth/<i>.tif`` (uint8
     ``(H, W)`` in {0, 255}, 255 = polyp), ``Normal/<i>.tif`` (the lesion-free twin, RGB uint8
-    ``(H, W, 3)``) for i = 1..n_images, and ``attributes.csv``.
+    ``(H, W, 3)``) for i = 1..n_images (the training world), then the test world's
+    ``test_sequences x test_frames`` frames (ids continue after n_images, sequences after the
+    training world's; ``part`` = "test", "train" for the training world), and ``attributes.csv``.
 
     Args:
         config: generator settings.
-        seed: base seed; sequence k uses ``numpy_rng(seed, "synth_polyp", "sequence", k)`` and
-            frame i ``numpy_rng(seed, "synth_polyp", "frame", i)``.
+        seed: base seed of the training world; sequence k uses ``numpy_rng(seed, "synth_polyp",
+            "sequence", k)`` and frame i ``numpy_rng(seed, "synth_polyp", "frame", i)``.
         out_dir: target directory, replaced as a whole only once everything is written.
+        test_seed: base seed of the test world (required when ``config.test_sequences > 0``);
+            test sequence j uses ``numpy_rng(test_seed, "synth_polyp", "test_sequence", j)``.
         progress: show a tqdm progress bar.
 
     Returns:
         The attributes table (one row per frame, columns :data:`COLUMNS`), as in the CSV.
     """
+    if config.test_sequences and test_seed is None:
+        raise ValueError(f"{NAME}: test_sequences = {config.test_sequences} needs a test_seed (procedural.test_seed)")
     sequences = sequence_of_frames(config.n_images)
     starts = {k: int(np.argmax(sequences == k)) for k in np.unique(sequences)}
     counts = np.bincount(sequences)
+    # (sequence, position t in [0, 1], scene stream, frame stream, part) of every frame, training world first
+    frames = [(int(sequences[i]), (i - starts[int(sequences[i])]) / max(1, counts[int(sequences[i])] - 1),
+               (seed, NAME, "sequence", int(sequences[i])), (seed, NAME, "frame", i + 1), "train") for i in range(config.n_images)]  # fmt: skip
+    last = int(sequences.max())
+    for j in range(1, config.test_sequences + 1):
+        frames += [(last + j, f / max(1, config.test_frames - 1), (test_seed, NAME, "test_sequence", j), (test_seed, NAME, "test_frame", j, f + 1), "test")
+                   for f in range(config.test_frames)]  # fmt: skip
     rows, scene, scene_k = [], None, None
     with atomic_dir(out_dir) as tmp:
         folders = [tmp / "Original", tmp / "Ground Truth", tmp / "Normal"]
         for folder in folders:
             folder.mkdir()
-        for index in tqdm(range(config.n_images), desc=NAME, disable=not progress):
-            k = int(sequences[index])
+        for index, (k, t, scene_stream, frame_stream, part) in enumerate(tqdm(frames, desc=NAME, disable=not progress)):
             if k != scene_k:
-                scene, scene_k = _Scene(numpy_rng(seed, NAME, "sequence", k), config), k
-            t = (index - starts[k]) / max(1, counts[k] - 1)
-            image, mask, twin, row = _render_frame(scene, numpy_rng(seed, NAME, "frame", index + 1), t, config)
+                scene, scene_k = _Scene(numpy_rng(*scene_stream), config), k
+            image, mask, twin, row = _render_frame(scene, numpy_rng(*frame_stream), t, config)
             for folder, array in zip(folders, (image, mask, twin)):
                 photometric = "rgb" if array.ndim == 3 else "minisblack"
                 tifffile.imwrite(folder / f"{index + 1}.tif", array, photometric=photometric)
-            rows.append({"id": str(index + 1), "sequence": k, **row})
+            rows.append({"id": str(index + 1), "sequence": k, "part": part, **row})
         table = pd.DataFrame(rows, columns=list(COLUMNS))
         table.to_csv(tmp / "attributes.csv", index=False)
     return table

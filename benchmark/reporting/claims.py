@@ -1,0 +1,169 @@
+"""Every difference a report states, computed once at the independent unit: ``comparisons.csv``.
+
+``compare@<dataset>`` (:mod:`benchmark.stages.compare`) writes ``results/<dataset>/comparisons.csv``
+(columns :data:`benchmark.stats.comparisons.COLUMNS`) and ``mixed_effects.json``; the notebooks only
+read them (:func:`load`, :func:`lookup`). Families (the ``table`` column; Holm runs within one):
+
+- ``table2``: each method of ``train.methods`` − the best *other* method, "best" by mean
+  validation Dice over seeds (``inference.json``: ``selection.<seed>.validation_dice``), never test;
+- ``table3``: lesion-level sensitivity (per image: share of its lesions detected) of each method −
+  U-Net, and DiffAug − SDSeg (the paper's claim);
+- ``augmentation``: each segmenter's DiffAug-data run − its standard-augmentation run;
+- ``table6``: each ablation of DiffAug's segmenter − the full configuration;
+- ``table7``: each synthetic volume (and no augmentation) − standard augmentation only;
+- ``theta``: each θ's downstream run − the default θ's.
+
+Families whose runs the params do not train are left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.stats.comparisons import COLUMNS, compare, finish_family, mixed_effects
+from benchmark.stats.units import Units
+from benchmark.utils.io import read_json
+
+FILENAME = "comparisons.csv"
+MIXED_FILENAME = "mixed_effects.json"
+LESION_METRIC = "lesion_sensitivity"
+
+
+def validation_dice(results_dir: str | Path, dataset: str, run: str) -> float:
+    """Mean over seeds of a run's validation Dice at its chosen inference setting (``inference.json``)."""
+    from benchmark.reporting.tables import run_folder
+
+    path = run_folder(results_dir, dataset, run) / "inference.json"
+    values = [entry.get("validation_dice") for entry in read_json(path).get("selection", {}).values()]
+    if not values or any(value is None for value in values):
+        raise ValueError(f"{path} records no validation Dice (selection.<seed>.validation_dice); rerun `dvc repro train@{dataset}`")
+    return float(np.mean(values))
+
+
+def table2_opponents(results_dir: str | Path, dataset: str, methods: list[str]) -> dict[str, str]:
+    """method -> the best other method of ``methods`` by mean validation Dice (ties: listed order)."""
+    scores = {method: validation_dice(results_dir, dataset, method) for method in methods}
+    ranking = sorted(methods, key=lambda method: -scores[method])
+    return {method: next(other for other in ranking if other != method) for method in methods} if len(methods) > 1 else {}
+
+
+def families(dataset: str, sections: dict) -> dict[str, list[tuple[str, str]]]:
+    """The run pairs (A, B) of every family but ``table2`` that the params train on ``dataset``."""
+    from benchmark.methods.runs import augmentation_runs, parse_run
+    from benchmark.reporting import studies
+
+    train, ablation, synthesize, quality = sections["train"], sections["ablation"], sections["synthesize"], sections["quality"]
+    available = set(train.methods) | (set(ablation.runs) if dataset in ablation.datasets else set())
+    have = lambda *runs: all(run in available for run in runs)  # noqa: E731
+    out: dict[str, list[tuple[str, str]]] = {}
+    methods = list(train.methods)
+    reference = "unet" if "unet" in methods else None
+    lesion_pairs = [(method, reference) for method in methods if reference and method != reference]
+    if have("diffaug", "sdseg"):
+        lesion_pairs.append(("diffaug", "sdseg"))
+    out["table3"] = lesion_pairs
+    if dataset not in ablation.datasets:
+        return {name: pairs for name, pairs in out.items() if pairs}
+    segmenters = list(dict.fromkeys(method for method, _ in map(parse_run, methods)))
+    axes = [augmentation_runs(method, train.config_of(method).augmentation) for method in segmenters]
+    out["augmentation"] = [(axis["DiffAug"], axis["standard"]) for axis in axes if have(axis["DiffAug"], axis["standard"])]
+    rows = studies.table6_rows("diffaug")
+    out["table6"] = [(run, rows["DiffAug (full)"]) for label, run in rows.items() if label != "DiffAug (full)" and have(run, rows["DiffAug (full)"])]
+    if "unet" in methods:
+        rows = studies.table7_runs("unet", train.config_of("unet").augmentation, synthesize.volumes, synthesize.volume)
+        standard = rows["standard augmentation only"]
+        out["table7"] = [(run, standard) for run in rows.values() if run != standard and have(run, standard)]
+        rows = studies.theta_runs("unet", quality.thetas, synthesize.theta)
+        default = studies.theta_runs("unet", [synthesize.theta], synthesize.theta)
+        default_run = next(iter(default.values()))
+        out["theta"] = [(run, default_run) for run in rows.values() if run != default_run and have(run, default_run)]
+    return {name: pairs for name, pairs in out.items() if pairs}
+
+
+def lesion_scores(lesions: pd.DataFrame) -> pd.DataFrame:
+    """Per seed × image: the share of its lesions detected (column :data:`LESION_METRIC`), images without lesions dropped."""
+    hit = lesions["detected"].astype(str).str.lower().eq("true").astype(float)
+    frame = lesions.assign(**{LESION_METRIC: hit}).astype({"image_id": str})
+    return frame.groupby(["method", "seed_index", "image_id"], as_index=False)[LESION_METRIC].mean()
+
+
+def build(results_dir: str | Path, dataset: str, sections: dict, units: Units, *, n_resamples: int = 10_000,
+          seed: int = 0) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """All families of ``dataset``: the comparisons frame and Table 2's mixed-effects sensitivity analysis.
+
+    Returns:
+        ``(comparisons, mixed)``: one row per claim (:data:`COLUMNS`), and the mixed model of
+        DiffAug − its Table 2 opponent (``{}`` when Table 2 has no DiffAug row).
+    """
+    from benchmark.reporting.tables import load_lesions, load_per_image
+
+    methods = list(sections["train"].methods)
+    pairs = families(dataset, sections)
+    opponents = table2_opponents(results_dir, dataset, methods)
+    runs = list(dict.fromkeys([*methods, *(run for family in pairs.values() for pair in family for run in pair)]))
+    per_image = load_per_image(results_dir, [dataset], runs)
+    frames = []
+    index = 0
+    for table, family in [("table2", list(opponents.items())), *pairs.items()]:
+        if table == "table3":
+            scores, metric = lesion_scores(load_lesions(results_dir, [dataset], sorted({run for pair in family for run in pair}))), LESION_METRIC
+        else:
+            scores, metric = per_image, "dice"
+        records = []
+        for run_a, run_b in family:
+            records.append(compare(scores, run_a, run_b, units, metric=metric, table=table, n_resamples=n_resamples, seed=seed + index))
+            index += 1
+        frames.append(finish_family(records))
+    comparisons = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+    mixed = {}
+    if "diffaug" in opponents:
+        mixed = mixed_effects(per_image, "diffaug", opponents["diffaug"], units)
+        row = comparisons[(comparisons["table"] == "table2") & (comparisons["run_a"] == "diffaug")].iloc[0]
+        mixed["unit_test"] = {"delta": float(row["delta"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
+                              "p": float(row["p"]), "n_units": int(row["n_units"])}  # fmt: skip
+        mixed["agree"] = agreement(mixed, row)
+    return comparisons, mixed
+
+
+def agreement(mixed: dict, row: pd.Series, alpha: float = 0.05) -> str:
+    """One sentence: do the unit-level test and the mixed model reach the same verdict?"""
+    from benchmark.stats.comparisons import underpowered
+
+    unit_verdict = "underpowered" if underpowered(int(row["n_units"])) else ("significant" if row["p"] < alpha else "not significant")
+    mixed_verdict = "significant" if mixed["p"] < alpha else "not significant"
+    same_sign = np.sign(mixed["delta"]) == np.sign(row["delta"])
+    if unit_verdict == mixed_verdict and same_sign:
+        return f"agree: both {unit_verdict} at α = {alpha}, same sign"
+    return (f"disagree: unit-level test {unit_verdict} (p = {row['p']:.2g}), mixed model {mixed_verdict} (p = {mixed['p']:.2g})"
+            + ("" if same_sign else ", opposite signs") + "; the unit-level test is the primary analysis")
+
+
+def mixed_effects_sentence(dataset: str, mixed: dict, display_names: dict[str, str] | None = None) -> str:
+    """Markdown: the mixed model's difference (in Dice points) beside the unit-level test's, and whether they agree."""
+    names = display_names or {}
+    unit, test = mixed["unit"], mixed["unit_test"]
+    return (f"**{dataset}, sensitivity analysis** ({names.get(mixed['run_a'], mixed['run_a'])} − {names.get(mixed['run_b'], mixed['run_b'])}): "
+            f"linear mixed model (random intercept per {unit}, {mixed['n_units']} {unit}s, {mixed['n_images']} images) gives "
+            f"{100 * mixed['delta']:+.2f} pp [{100 * mixed['ci_low']:+.2f}, {100 * mixed['ci_high']:+.2f}], p = {mixed['p']:.2g}"
+            f"{'' if mixed['converged'] else ' (did not converge)'}; the unit-level test gives {100 * test['delta']:+.2f} pp, "
+            f"p = {test['p']:.2g}. Verdicts {mixed['agree']}.")
+
+
+def load(results_dir: str | Path, dataset: str) -> pd.DataFrame:
+    """``results/<dataset>/comparisons.csv`` (written by ``compare@<dataset>``)."""
+    path = Path(results_dir) / dataset / FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run `dvc repro compare@{dataset}`")
+    return pd.read_csv(path)
+
+
+def lookup(comparisons: pd.DataFrame, table: str, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """The rows of ``table`` for ``pairs`` (A, B), indexed by ``run_a``; a missing pair is an error naming the fix."""
+    family = comparisons[comparisons["table"] == table].set_index(["run_a", "run_b"])
+    missing = [pair for pair in pairs if pair not in family.index]
+    if missing:
+        raise KeyError(f"comparisons.csv has no '{table}' row for {missing[0][0]} − {missing[0][1]}; rerun `dvc repro compare@<dataset>`")
+    return family.loc[pairs].reset_index().set_index("run_a")
