@@ -143,6 +143,17 @@ def test_mixed_effects_equals_a_direct_statsmodels_fit():
     assert result["delta"] == pytest.approx((a - b).mean(), abs=1e-6)  # balanced pairs: the fixed effect is the mean difference
 
 
+def test_mixed_effects_sentence_states_both_analyses_in_dice_points():
+    from benchmark.reporting.claims import mixed_effects_sentence
+
+    mixed = {"run_a": "a", "run_b": "b", "unit": "sequence", "n_units": 4, "n_images": 9, "delta": 0.0512, "ci_low": -0.0105,
+             "ci_high": 0.113, "p": 0.1042, "converged": False, "unit_test": {"delta": 0.05, "p": 0.125}, "agree": "agree: both not significant"}
+    text = mixed_effects_sentence("synth_polyp", mixed, {"a": "A-net"})
+    assert "A-net − b" in text and "4 sequences, 9 images" in text
+    assert "+5.12 pp [-1.05, +11.30], p = 0.1 (did not converge)" in text
+    assert "unit-level test gives +5.00 pp, p = 0.12" in text and text.endswith("Verdicts agree: both not significant.")
+
+
 def test_units_from_attributes():
     grouped = pd.DataFrame({"id": ["1", "2", "3"], "group": ["7", "7", "8"]})
     assert units_from_attributes(grouped, "polyp") == Units("sequence", {"1": "7", "2": "7", "3": "8"})
