@@ -152,6 +152,8 @@ def test_mixed_effects_sentence_states_both_analyses_in_dice_points():
     assert "A-net − b" in text and "4 sequences, 9 images" in text
     assert "+5.12 pp [-1.05, +11.30], p = 0.1 (did not converge)" in text
     assert "unit-level test gives +5.00 pp, p = 0.12" in text and text.endswith("Verdicts agree: both not significant.")
+    image_unit = mixed_effects_sentence("kvasir", {**mixed, "unit": "image", "n_units": 9})
+    assert "(random intercept per image, 9 images, one per unit: a paired model)" in image_unit
 
 
 def test_units_from_attributes():

@@ -145,8 +145,12 @@ def mixed_effects_sentence(dataset: str, mixed: dict, display_names: dict[str, s
     """Markdown: the mixed model's difference (in Dice points) beside the unit-level test's, and whether they agree."""
     names = display_names or {}
     unit, test = mixed["unit"], mixed["unit_test"]
+    if mixed["n_units"] == mixed["n_images"]:  # one image per unit: the random intercept pairs the two runs' images
+        size = f"{mixed['n_images']} images, one per unit: a paired model"
+    else:
+        size = f"{mixed['n_units']} {unit}s, {mixed['n_images']} images"
     return (f"**{dataset}, sensitivity analysis** ({names.get(mixed['run_a'], mixed['run_a'])} − {names.get(mixed['run_b'], mixed['run_b'])}): "
-            f"linear mixed model (random intercept per {unit}, {mixed['n_units']} {unit}s, {mixed['n_images']} images) gives "
+            f"linear mixed model (random intercept per {unit}, {size}) gives "
             f"{100 * mixed['delta']:+.2f} pp [{100 * mixed['ci_low']:+.2f}, {100 * mixed['ci_high']:+.2f}], p = {mixed['p']:.2g}"
             f"{'' if mixed['converged'] else ' (did not converge)'}; the unit-level test gives {100 * test['delta']:+.2f} pp, "
             f"p = {test['p']:.2g}. Verdicts {mixed['agree']}.")
