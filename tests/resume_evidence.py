@@ -15,33 +15,7 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from torch.optim.optimizer import register_optimizer_step_post_hook
-
-
-@dataclasses.dataclass
-class StepCount:
-    """Optimiser steps taken (every ``torch.optim.Optimizer.step`` of any optimiser) while counting."""
-
-    count: int = 0
-
-
-@contextmanager
-def counting_optimizer_steps() -> Iterator[StepCount]:
-    """Count every optimiser step taken inside the ``with`` block (a global torch hook, removed on exit)."""
-    steps = StepCount()
-
-    def hook(optimizer, args, kwargs) -> None:
-        steps.count += 1
-
-    handle = register_optimizer_step_post_hook(hook)
-    try:
-        yield steps
-    finally:
-        handle.remove()
+from benchmark.stages.train import counting_optimizer_steps  # noqa: F401 (re-exported for the resume tests)
 
 
 def resume_evidence(steps_taken: int, *, total_steps: int, checkpoint_steps: int) -> str:
