@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro test test-all reports verify clean-results
+.PHONY: env repro lint test test-all reports verify browser clean-results
 
 env: $(STAMP)
 
@@ -31,7 +31,12 @@ $(STAMP): pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+# Lint and format check (ruff, configured in pyproject.toml), then the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Includes tests marked `slow` (several minutes each).
@@ -43,9 +48,20 @@ test-all: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/python -m benchmark.verify
 
-# Re-render the notebooks from existing results without re-running training.
+# Re-render the notebooks from existing results without re-running training. Needs the pipeline's
+# intermediate files (data/prepared, data/synthetic, models/): on a fresh clone it stops at once and
+# says to run `make repro` first, instead of letting `dvc repro report` retrain everything.
 reports: $(STAMP)
+	$(BIN)/python -m benchmark.reporting.inputs
 	$(BIN)/dvc repro report
+
+# Headless Chromium for tests/test_report_browser.py (Debian's `chromium` package); does nothing when
+# a chromium is already on PATH. Uses sudo only when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
+	@chromium --version 2>/dev/null || chromium-browser --version
 
 clean-results:
 	rm -rf data/procedural data/prepared models results

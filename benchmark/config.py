@@ -19,8 +19,9 @@ import difflib
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -135,7 +136,9 @@ def _convert(value: Any, hint: Any, location: str, source: str) -> Any:
                 return _convert(value, option, location, source)
             except ParamsError as error:
                 errors.append(str(error))
-        raise ParamsError(errors[0] if len(errors) == 1 else f"{source}: '{location}' = {value!r} matches none of {hint}")
+        raise ParamsError(
+            errors[0] if len(errors) == 1 else f"{source}: '{location}' = {value!r} matches none of {hint}"
+        )
     if origin is Literal:
         if value not in args:
             choices = ", ".join(repr(arg) for arg in args)

@@ -122,12 +122,15 @@ def pin() -> dict:
     overridden = {
         key: os.environ[key] for key, value in environment.items() if key in os.environ and os.environ[key] != value
     }
-    os.environ.update(environment)
+    # a library imported early still runs pinned when the process inherited the pinned value (a papermill
+    # kernel, a worker): only a variable that was missing or different before this call makes it late
     late = [
         name
         for name in ("numpy", "torch")
-        if name in sys.modules and any(key in environment for key in _READ_AT_IMPORT[name])
+        if name in sys.modules
+        and any(key in environment and os.environ.get(key) != environment[key] for key in _READ_AT_IMPORT[name])
     ]
+    os.environ.update(environment)
     if late:
         names = ", ".join(late)
         message = f"{names} was imported before the benchmark package, so its CPU level may not be pinned"

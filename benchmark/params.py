@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from benchmark.config import ParamsError, from_mapping, load_section, read_yaml
 from benchmark.data.procedural.fundus import SynthFundusConfig
 from benchmark.data.procedural.polyp import SynthPolypConfig
 from benchmark.generators.configs import AutoencoderConfig, LatentGeneratorConfig, SDXLInpaintingConfig
+
+#: datasets the ``procedural`` stage renders (the only ones with oracle data)
+PROCEDURAL_DATASETS = ("synth_polyp", "synth_fundus")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +58,10 @@ class PrepareParams:
     """
 
     datasets: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {"synth_polyp": "data/procedural/synth_polyp", "synth_fundus": "data/procedural/synth_fundus"}
+        default_factory=lambda: {
+            "synth_polyp": "data/procedural/synth_polyp",
+            "synth_fundus": "data/procedural/synth_fundus",
+        }
     )
     image_size: int = 64
     val_fraction: float = 0.15
@@ -76,7 +83,9 @@ class PrepareParams:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.fundus_crop_scale < 1:
-            raise ValueError(f"fundus_crop_scale must be >= 1 (the crop holds the whole disc), got {self.fundus_crop_scale}")
+            raise ValueError(
+                f"fundus_crop_scale must be >= 1 (the crop holds the whole disc), got {self.fundus_crop_scale}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,8 +173,16 @@ class ReportParams:
         timeout_s: per-cell execution timeout.
     """
 
-    notebooks: tuple[str, ...] = ("table1_datasets", "table2_segmentation", "table3_lesions", "table4_efficiency", "table5_quality",
-                                  "table6_ablation", "table7_volume", "generator")
+    notebooks: tuple[str, ...] = (
+        "table1_datasets",
+        "table2_segmentation",
+        "table3_lesions",
+        "table4_efficiency",
+        "table5_quality",
+        "table6_ablation",
+        "table7_volume",
+        "generator",
+    )
     html: bool = True
     timeout_s: int = 600
 
@@ -219,8 +236,10 @@ class GeneratorParams:
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
         if self.backend == "sdxl_inpainting" and not self.sdxl_inpainting.pretrained_path:
-            raise ValueError("backend sdxl_inpainting needs sdxl_inpainting.pretrained_path: a local folder written by "
-                             "StableDiffusionXLInpaintPipeline.save_pretrained (no weights are downloaded)")
+            raise ValueError(
+                "backend sdxl_inpainting needs sdxl_inpainting.pretrained_path: a local folder written by "
+                "StableDiffusionXLInpaintPipeline.save_pretrained (no weights are downloaded)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,8 +261,10 @@ class GeneratorCheckParams:
 
     def __post_init__(self):
         if self.n_pairs < 4 or self.gallery_backgrounds < 1 or self.gallery_seeds < 1:
-            raise ValueError(f"need n_pairs >= 4, gallery_backgrounds >= 1, gallery_seeds >= 1; got {self.n_pairs}, "
-                             f"{self.gallery_backgrounds}, {self.gallery_seeds}")  # fmt: skip
+            raise ValueError(
+                f"need n_pairs >= 4, gallery_backgrounds >= 1, gallery_seeds >= 1; got {self.n_pairs}, "
+                f"{self.gallery_backgrounds}, {self.gallery_seeds}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,11 +320,33 @@ class SynthesizeParams:
         if not self.volumes or min(self.volumes) <= 0:
             raise ValueError(f"volumes must be positive multiples of the real training set, got {self.volumes}")
         if not 0 < self.volume <= max(self.volumes):
-            raise ValueError(f"volume {self.volume} must be positive and at most max(volumes) = {max(self.volumes)} (only that much is generated)")
+            raise ValueError(
+                f"volume {self.volume} must be positive and at most max(volumes) = {max(self.volumes)} (only that much is generated)"
+            )
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.n_variants < 1 or self.batch_size < 1 or self.top_up_rounds < 0:
-            raise ValueError(f"need n_variants >= 1, batch_size >= 1, top_up_rounds >= 0; got {self.n_variants}, {self.batch_size}, {self.top_up_rounds}")
+            raise ValueError(
+                f"need n_variants >= 1, batch_size >= 1, top_up_rounds >= 0; got {self.n_variants}, {self.batch_size}, {self.top_up_rounds}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlsParams:
+    """``controls``: the control data of Table 7 and the augmentation matrix (stage ``controls@<dataset>``).
+
+    Attributes:
+        feather_px: σ (pixels) of the feathered edge of copy-paste lesions (0: a hard edge).
+        oracle_seed: base seed of the oracle world (fresh procedural frames); must differ from
+            ``procedural.seed`` (the training world) and ``procedural.test_seed`` (the test world).
+    """
+
+    feather_px: float = 1.5
+    oracle_seed: int = 2
+
+    def __post_init__(self):
+        if not self.feather_px >= 0:
+            raise ValueError(f"feather_px must be >= 0, got {self.feather_px}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +412,9 @@ class AblationParams:
             except KeyError as error:
                 raise ValueError(f"runs lists {run!r}: {error.args[0]}") from None
             if spec is not None and spec.set != "main" and spec.set not in self.synthetic_sets:
-                raise ValueError(f"runs lists {run!r}, which needs the synthetic set {spec.set!r}; add it to ablation.synthetic_sets")
+                raise ValueError(
+                    f"runs lists {run!r}, which needs the synthetic set {spec.set!r}; add it to ablation.synthetic_sets"
+                )
         if len(set(self.runs)) != len(self.runs):
             raise ValueError(f"runs lists a run twice: {sorted(r for r in self.runs if self.runs.count(r) > 1)}")
 
@@ -383,7 +428,9 @@ def _parse_train(mapping: Any, source: str) -> TrainParams:
     configs = {}
     for name in list(mapping):
         if name in METHODS:
-            configs[name] = from_mapping(get_method(name).Config, mapping.pop(name), where=f"train.{name}", source=source)
+            configs[name] = from_mapping(
+                get_method(name).Config, mapping.pop(name), where=f"train.{name}", source=source
+            )
     params = from_mapping(TrainParams, mapping, where="train", source=source)
     from benchmark.methods.runs import parse_run
 
@@ -408,6 +455,7 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "generator_check": _simple(GeneratorCheckParams, "generator_check"),
     "validator": _simple(ValidatorParams, "validator"),
     "synthesize": _simple(SynthesizeParams, "synthesize"),
+    "controls": _simple(ControlsParams, "controls"),
     "quality": _simple(QualityParams, "quality"),
     "ablation": _simple(AblationParams, "ablation"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
@@ -433,11 +481,32 @@ def check_consistency(sections: dict[str, Any], source: str = "params.yaml") -> 
     ablation, prepare, train = sections["ablation"], sections["prepare"], sections["train"]
     missing = [name for name in ablation.datasets if name not in prepare.datasets]
     if missing:
-        raise ParamsError(f"{source}: ablation.datasets lists {missing}, not in prepare.datasets ({', '.join(prepare.datasets)}); "
-                          f"add them there or remove them from ablation.datasets")  # fmt: skip
+        raise ParamsError(
+            f"{source}: ablation.datasets lists {missing}, not in prepare.datasets ({', '.join(prepare.datasets)}); "
+            f"add them there or remove them from ablation.datasets"
+        )
     both = sorted(set(ablation.runs) & set(train.methods))
     if both:
-        raise ParamsError(f"{source}: {both} are listed in both train.methods and ablation.runs; keep each run in one list")
+        raise ParamsError(
+            f"{source}: {both} are listed in both train.methods and ablation.runs; keep each run in one list"
+        )
+    from benchmark.methods.runs import parse_run, parse_synthetic
+
+    oracle_runs = [
+        run for run in ablation.runs if getattr(parse_synthetic(parse_run(run)[1]), "source", None) == "oracle"
+    ]
+    real = [name for name in ablation.datasets if name not in PROCEDURAL_DATASETS]
+    if oracle_runs and real:
+        raise ParamsError(
+            f"{source}: ablation.runs lists {oracle_runs}, but oracle data exists only for procedural datasets and "
+            f"ablation.datasets holds {real}; drop the +oracle runs or those datasets"
+        )
+    procedural, controls = sections["procedural"], sections["controls"]
+    if oracle_runs and controls.oracle_seed in (procedural.seed, procedural.test_seed):
+        raise ParamsError(
+            f"{source}: controls.oracle_seed {controls.oracle_seed} equals procedural.seed or procedural.test_seed; "
+            "oracle data must come from a world of its own: pick another seed"
+        )
 
 
 if __name__ == "__main__":

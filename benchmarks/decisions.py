@@ -68,9 +68,17 @@ def _autoencoder(dataset: str, train, params_path: str, work_dir: Path):
     folder = work_dir / dataset / "autoencoder"
     if (folder / "model").is_dir():
         return LatentAutoencoder.load(folder / "model"), str(folder / "model")
-    print(f"{model} is missing: training the autoencoder with the autoencoder@{dataset} settings in {folder}", flush=True)
-    autoencoder, _ = train_autoencoder(train.images, train.masks, params.config, seed=derive_seed(params.seed, "autoencoder", dataset),
-                                       checkpoint_dir=folder, progress=False)  # fmt: skip
+    print(
+        f"{model} is missing: training the autoencoder with the autoencoder@{dataset} settings in {folder}", flush=True
+    )
+    autoencoder, _ = train_autoencoder(
+        train.images,
+        train.masks,
+        params.config,
+        seed=derive_seed(params.seed, "autoencoder", dataset),
+        checkpoint_dir=folder,
+        progress=False,
+    )
     autoencoder.save(folder / "model")
     return autoencoder, str(folder / "model")
 
@@ -113,9 +121,18 @@ def run_one(method_name: str, config, seed: int, train, val, run_dir: Path, auto
     best = int(log["val_dice"].idxmax())
     started = time.perf_counter()
     val_dice = _val_dice(method.predict(val.images), val.masks)
-    result = {"config": settings, "seed": seed, "data": data, "epochs": int(len(log)), "best_val_dice": float(log["val_dice"].iloc[best]),
-              "best_epoch": int(log["epoch"].iloc[best]), "val_dice": val_dice, "val_dice_per_epoch": [float(v) for v in log["val_dice"]],
-              "train_seconds": train_seconds, "predict_val_seconds": time.perf_counter() - started}  # fmt: skip
+    result = {
+        "config": settings,
+        "seed": seed,
+        "data": data,
+        "epochs": int(len(log)),
+        "best_val_dice": float(log["val_dice"].iloc[best]),
+        "best_epoch": int(log["epoch"].iloc[best]),
+        "val_dice": val_dice,
+        "val_dice_per_epoch": [float(v) for v in log["val_dice"]],
+        "train_seconds": train_seconds,
+        "predict_val_seconds": time.perf_counter() - started,
+    }
     done.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return result
@@ -127,7 +144,9 @@ def summarise(rows: list[dict]) -> dict:
 
     summary: dict = {}
     for row in rows:
-        entry = summary.setdefault(row["decision"], {}).setdefault(row["option"], {"default": row["default"], "best_val_dice": [], "val_dice": []})
+        entry = summary.setdefault(row["decision"], {}).setdefault(
+            row["option"], {"default": row["default"], "best_val_dice": [], "val_dice": []}
+        )
         entry["best_val_dice"].append(row["best_val_dice"])
         entry["val_dice"].append(row["val_dice"])
     for options in summary.values():
@@ -146,8 +165,11 @@ def main() -> None:
     cli.add_argument("--params", default="params.yaml")
     cli.add_argument("--seeds", type=int, default=None, help="seeds per option (default: train.n_seeds)")
     cli.add_argument("--threads", type=int, default=2)
-    cli.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "benchmark_decisions"),
-                     help="trained runs (resumable, reused when config and seed match)")  # fmt: skip
+    cli.add_argument(
+        "--work-dir",
+        default=str(Path(tempfile.gettempdir()) / "benchmark_decisions"),
+        help="trained runs (resumable, reused when config and seed match)",
+    )
     cli.add_argument("--output", default="results/benchmarks/decisions_val.json")
     args = cli.parse_args()
 
@@ -175,8 +197,23 @@ def main() -> None:
         default_config = params.config_of(method_name)
         default_value = getattr(default_config, setting)
         for value in [default_value, *alternatives]:
-            plan.append((decision, method_name, setting, value, value == default_value, dataclasses.replace(default_config, **{setting: value})))
-    plan.sort(key=lambda item: ["diffaug", "medsegdiff_v1", "difftrans"].index(item[1]) if item[1] in ("diffaug", "medsegdiff_v1", "difftrans") else 9)
+            plan.append(
+                (
+                    decision,
+                    method_name,
+                    setting,
+                    value,
+                    value == default_value,
+                    dataclasses.replace(default_config, **{setting: value}),
+                )
+            )
+    plan.sort(
+        key=lambda item: (
+            ["diffaug", "medsegdiff_v1", "difftrans"].index(item[1])
+            if item[1] in ("diffaug", "medsegdiff_v1", "difftrans")
+            else 9
+        )
+    )
 
     autoencoder, autoencoder_source = None, None
     rows, cache = [], {}
@@ -191,19 +228,47 @@ def main() -> None:
                 print(f"{decision}: {method_name} {setting}={value} seed {index} ...", flush=True)
                 cache[key] = run_one(method_name, config, seed, train, val, run_dir, autoencoder, digest)
             result = cache[key]
-            rows.append({"decision": decision, "method": method_name, "setting": setting, "option": str(value), "default": is_default,
-                         "seed_index": index, "seed": seed, "epochs": result["epochs"], "best_val_dice": result["best_val_dice"],
-                         "best_epoch": result["best_epoch"], "val_dice": result["val_dice"], "val_dice_per_epoch": result["val_dice_per_epoch"],
-                         "train_seconds": result["train_seconds"]})  # fmt: skip
-            print(f"  best per-epoch val Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}), "
-                  f"val Dice with full inference {result['val_dice']:.4f}, {result['train_seconds']:.0f} s", flush=True)  # fmt: skip
-            payload = {"dataset": args.dataset, "split": "val", "n_val": len(val), "n_train": len(train), "data_md5": digest, "threads": args.threads,
-                       "autoencoder": autoencoder_source, "runs": rows, "summary": summarise(rows), "environment": environment_record()}  # fmt: skip
+            rows.append(
+                {
+                    "decision": decision,
+                    "method": method_name,
+                    "setting": setting,
+                    "option": str(value),
+                    "default": is_default,
+                    "seed_index": index,
+                    "seed": seed,
+                    "epochs": result["epochs"],
+                    "best_val_dice": result["best_val_dice"],
+                    "best_epoch": result["best_epoch"],
+                    "val_dice": result["val_dice"],
+                    "val_dice_per_epoch": result["val_dice_per_epoch"],
+                    "train_seconds": result["train_seconds"],
+                }
+            )
+            print(
+                f"  best per-epoch val Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}), "
+                f"val Dice with full inference {result['val_dice']:.4f}, {result['train_seconds']:.0f} s",
+                flush=True,
+            )
+            payload = {
+                "dataset": args.dataset,
+                "split": "val",
+                "n_val": len(val),
+                "n_train": len(train),
+                "data_md5": digest,
+                "threads": args.threads,
+                "autoencoder": autoencoder_source,
+                "runs": rows,
+                "summary": summarise(rows),
+                "environment": environment_record(),
+            }
             write_json(args.output, payload)
     for decision, options in summarise(rows).items():
         for option, entry in options.items():
-            print(f"{decision:>17} {option:>8}{' (default)' if entry['default'] else '':10} val Dice {entry['val_dice_mean']:.4f} "
-                  f"(best per-epoch {entry['best_val_dice_mean']:.4f}), {entry['n_seeds']} seeds")  # fmt: skip
+            print(
+                f"{decision:>17} {option:>8}{' (default)' if entry['default'] else '':10} val Dice {entry['val_dice_mean']:.4f} "
+                f"(best per-epoch {entry['best_val_dice_mean']:.4f}), {entry['n_seeds']} seeds"
+            )
 
 
 if __name__ == "__main__":

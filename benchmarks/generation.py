@@ -38,7 +38,9 @@ def main() -> None:
     cli.add_argument("--guidance-scale", type=float, default=None, help="default: generator.guidance_scale")
     cli.add_argument("--threads", type=int, default=None, help="default: train.threads")
     cli.add_argument("--output", default=None, help="default: results/benchmarks/generation_<dataset>.json")
-    cli.add_argument("--loop-samples", type=int, default=0, help="also time the synthesize stage's loop on this many jobs (0: no)")
+    cli.add_argument(
+        "--loop-samples", type=int, default=0, help="also time the synthesize stage's loop on this many jobs (0: no)"
+    )
     args = cli.parse_args()
 
     import dataclasses
@@ -48,9 +50,9 @@ def main() -> None:
     from benchmark.config import load_section
     from benchmark.data.prepared import PreparedDataset
     from benchmark.generators.autoencoder import LatentAutoencoder, build_autoencoder
+    from benchmark.generators.inpainting import build_denoiser
     from benchmark.generators.jobs import draw_jobs, modality_of
     from benchmark.generators.latent import LatentInpaintingGenerator
-    from benchmark.generators.inpainting import build_denoiser
     from benchmark.generators.prompts import NEGATIVE_PROMPTS
     from benchmark.stages.common import set_offline
     from benchmark.utils.io import write_json
@@ -75,31 +77,69 @@ def main() -> None:
         autoencoder_params = load_section("autoencoder", args.params)
         autoencoder = LatentAutoencoder(build_autoencoder(autoencoder_params.config), 1.0, autoencoder_params.config)
         generator = LatentInpaintingGenerator(config, autoencoder=autoencoder)
-        generator.denoiser = build_denoiser(config.denoiser, generator.text_encoder.dim, dataset.subset("train").images.shape[1] // autoencoder.downsampling_factor).eval()
+        generator.denoiser = build_denoiser(
+            config.denoiser,
+            generator.text_encoder.dim,
+            dataset.subset("train").images.shape[1] // autoencoder.downsampling_factor,
+        ).eval()
         weights = "freshly initialised (no trained generator found; speed only)"
     jobs = draw_jobs(dataset, n_variants=max(1, -(-args.samples // len(dataset.subset("train")))), seed=0)
     n = min(args.samples, len(jobs))
     backgrounds, masks, prompts = jobs.backgrounds[:n], jobs.masks[:n], list(jobs.table["prompt"][:n])
     negative = NEGATIVE_PROMPTS[modality_of(dataset)]
     # warm-up (first calls allocate and load the text encoder)
-    generator.generate(backgrounds[:2], masks[:2], prompts[:2], negative_prompt=negative, steps=2, guidance_scale=guidance, seeds=[0, 1])
+    generator.generate(
+        backgrounds[:2],
+        masks[:2],
+        prompts[:2],
+        negative_prompt=negative,
+        steps=2,
+        guidance_scale=guidance,
+        seeds=[0, 1],
+    )
     started = time.perf_counter()
-    generator.generate(backgrounds, masks, prompts, negative_prompt=negative, steps=steps, guidance_scale=guidance, seeds=list(range(n)), progress=True)
+    generator.generate(
+        backgrounds,
+        masks,
+        prompts,
+        negative_prompt=negative,
+        steps=steps,
+        guidance_scale=guidance,
+        seeds=list(range(n)),
+        progress=True,
+    )
     total = time.perf_counter() - started
     parts = dict(generator.last_timings)
 
     # raw bound: the same number of batched UNet forward passes (2B for guidance), nothing else
     latent = generator.denoiser.config.sample_size
-    raw = sum(raw_denoiser_seconds(generator, min(config.batch_size, n - start), steps) for start in range(0, n, config.batch_size))
+    raw = sum(
+        raw_denoiser_seconds(generator, min(config.batch_size, n - start), steps)
+        for start in range(0, n, config.batch_size)
+    )
     result = {
-        "dataset": args.dataset, "weights": weights, "samples": n, "batch_size": config.batch_size, "steps": steps,
-        "guidance_scale": guidance, "image_size": int(backgrounds.shape[1]), "latent_size": int(latent), "threads": threads,
-        "samples_per_second": n / total, "seconds_total": total, "seconds_per_part": parts,
+        "dataset": args.dataset,
+        "weights": weights,
+        "samples": n,
+        "batch_size": config.batch_size,
+        "steps": steps,
+        "guidance_scale": guidance,
+        "image_size": int(backgrounds.shape[1]),
+        "latent_size": int(latent),
+        "threads": threads,
+        "samples_per_second": n / total,
+        "seconds_total": total,
+        "seconds_per_part": parts,
         "share_per_part": {key: value / total for key, value in parts.items()},
-        "denoiser_forward_passes": steps * -(-n // config.batch_size), "raw_denoiser_seconds": raw,
-        "raw_denoiser_samples_per_second": n / raw, "fraction_of_raw_bound": (n / total) / (n / raw),
-        "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": __import__("os").cpu_count(),
-                     "cuda": torch.cuda.is_available()},
+        "denoiser_forward_passes": steps * -(-n // config.batch_size),
+        "raw_denoiser_seconds": raw,
+        "raw_denoiser_samples_per_second": n / raw,
+        "fraction_of_raw_bound": (n / total) / (n / raw),
+        "hardware": {
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": __import__("os").cpu_count(),
+            "cuda": torch.cuda.is_available(),
+        },
         "environment": environment_record(),
     }
     loop = Path("results") / args.dataset / "synthesize" / "summary.json"
@@ -109,10 +149,15 @@ def main() -> None:
         summary = read_json(loop)
         rate = summary["n_generated"] / summary["seconds"]
         same = summary["generator"]["steps"] == steps and summary["generator"]["guidance_scale"] == guidance
-        result["loop"] = {"validated_images_per_second": rate, "workers": summary.get("workers"), "threads_per_worker": summary.get("threads_per_worker"),
-                          "steps": summary["generator"]["steps"], "acceptance_rate": summary["acceptance_rate"],
-                          "fraction_of_raw_bound": rate / (n / raw) if same else None,
-                          "note": "raw bound: the denoiser passes alone in one process at --threads threads"}  # fmt: skip
+        result["loop"] = {
+            "validated_images_per_second": rate,
+            "workers": summary.get("workers"),
+            "threads_per_worker": summary.get("threads_per_worker"),
+            "steps": summary["generator"]["steps"],
+            "acceptance_rate": summary["acceptance_rate"],
+            "fraction_of_raw_bound": rate / (n / raw) if same else None,
+            "note": "raw bound: the denoiser passes alone in one process at --threads threads",
+        }
     if args.loop_samples:
         result["measured_loop"] = measure_loop(args, dataset, negative, steps, guidance, n / raw)
     write_json(args.output or f"results/benchmarks/generation_{args.dataset}.json", result)
@@ -132,19 +177,38 @@ def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_
     params = load_section("synthesize", args.params)
     folder = Path("models") / args.dataset
     if not (folder / "generator" / "model").is_dir() or not (folder / "validator" / "model").is_dir():
-        raise FileNotFoundError(f"--loop-samples needs {folder}/generator/model and {folder}/validator/model; run `dvc repro validator@{args.dataset}` first")
+        raise FileNotFoundError(
+            f"--loop-samples needs {folder}/generator/model and {folder}/validator/model; run `dvc repro validator@{args.dataset}` first"
+        )
     workers, threads = split_threads(load_section("train", args.params).threads, params.workers)
-    settings = {"backend": "latent", "generator": str(folder / "generator" / "model"), "validator": str(folder / "validator" / "model"),
-                "negative_prompt": negative, "steps": steps, "guidance_scale": guidance}  # fmt: skip
+    settings = {
+        "backend": "latent",
+        "generator": str(folder / "generator" / "model"),
+        "validator": str(folder / "validator" / "model"),
+        "negative_prompt": negative,
+        "steps": steps,
+        "guidance_scale": guidance,
+    }
     draw = functools.partial(draw_jobs, dataset, seed=0, part="train")
     with WorkerPool(workers, threads, initializer=synthesize._load_models, initargs=(settings,)) as pool:
         submit = functools.partial(pool.submit, synthesize._generate_and_segment)
-        warm = [submit(jobs) for jobs, _ in zip(iterate_jobs(draw, 1, 2), range(workers))]  # models loaded, first calls done
+        warm = [
+            submit(jobs) for jobs, _ in zip(iterate_jobs(draw, 1, 2), range(workers))
+        ]  # models loaded, first calls done
         for future in warm:
             future.result()
         started = time.perf_counter()
-        table, *_ = run_loop(None, None, iterate_jobs(draw, params.n_variants, params.batch_size), target=args.loop_samples + 1,
-                             theta=params.theta, max_jobs=args.loop_samples, progress=True, submit=submit, lookahead=2 * workers)  # fmt: skip
+        table, *_ = run_loop(
+            None,
+            None,
+            iterate_jobs(draw, params.n_variants, params.batch_size),
+            target=args.loop_samples + 1,
+            theta=params.theta,
+            max_jobs=args.loop_samples,
+            progress=True,
+            submit=submit,
+            lookahead=2 * workers,
+        )
         elapsed = time.perf_counter() - started
         # the same denoiser passes alone, on the same workers (random inputs of the batches' sizes)
         sizes = [min(params.batch_size, len(table) - start) for start in range(0, len(table), params.batch_size)]
@@ -153,11 +217,20 @@ def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_
             future.result()
         pool_raw_rate = len(table) / (time.perf_counter() - started)
     rate = len(table) / elapsed
-    return {"steps": steps, "samples": int(len(table)), "workers": workers, "threads_per_worker": threads, "seconds": elapsed,
-            "validated_images_per_second": rate, "raw_denoiser_samples_per_second": raw_rate, "fraction_of_raw_bound": rate / raw_rate,
-            "raw_denoiser_samples_per_second_same_workers": pool_raw_rate, "fraction_of_raw_bound_same_workers": rate / pool_raw_rate,
-            "acceptance_rate": float(table["accepted"].mean()),
-            "note": "raw_denoiser_samples_per_second: one process at --threads threads; _same_workers: the loop's own worker processes"}  # fmt: skip
+    return {
+        "steps": steps,
+        "samples": int(len(table)),
+        "workers": workers,
+        "threads_per_worker": threads,
+        "seconds": elapsed,
+        "validated_images_per_second": rate,
+        "raw_denoiser_samples_per_second": raw_rate,
+        "fraction_of_raw_bound": rate / raw_rate,
+        "raw_denoiser_samples_per_second_same_workers": pool_raw_rate,
+        "fraction_of_raw_bound_same_workers": rate / pool_raw_rate,
+        "acceptance_rate": float(table["accepted"].mean()),
+        "note": "raw_denoiser_samples_per_second: one process at --threads threads; _same_workers: the loop's own worker processes",
+    }
 
 
 def raw_denoiser_seconds(generator, size: int, steps: int) -> float:

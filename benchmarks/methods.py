@@ -80,7 +80,9 @@ def measure(name: str, dataset: str, args, params_path: str) -> dict:
         "train_seconds_per_epoch": train_seconds / args.train_epochs,
         "estimated_train_seconds_per_seed": train_seconds / args.train_epochs * config.epochs,
         "weights": "trained seed 0" if trained.is_dir() else f"fitted {args.train_epochs} epochs for timing",
-        "batch1_samples_per_second": _best_rate(lambda: [method.predict(single[i : i + 1]) for i in range(len(single))], len(single), args.repeats),
+        "batch1_samples_per_second": _best_rate(
+            lambda: [method.predict(single[i : i + 1]) for i in range(len(single))], len(single), args.repeats
+        ),
         "eval_batch_samples_per_second": _best_rate(lambda: method.predict(images), len(images), args.repeats),
         "eval_images": len(images),
     }
@@ -103,10 +105,14 @@ def measure(name: str, dataset: str, args, params_path: str) -> dict:
         from benchmark.methods.latent_seg.method import predict_latent_masks
 
         result["default_steps"] = "single" if config.inference == "single" else config.iterative_steps
-        steps["single"] = _best_rate(lambda: predict_latent_masks(method, images, inference="single"), len(images), args.repeats)
+        steps["single"] = _best_rate(
+            lambda: predict_latent_masks(method, images, inference="single"), len(images), args.repeats
+        )
         val_dice["single"] = dice_on_val(lambda x: predict_latent_masks(method, x, inference="single"))
         for n in args.steps:
-            steps[str(n)] = _best_rate(lambda: predict_latent_masks(method, images, inference="iterative", steps=n), len(images), args.repeats)
+            steps[str(n)] = _best_rate(
+                lambda: predict_latent_masks(method, images, inference="iterative", steps=n), len(images), args.repeats
+            )
             val_dice[str(n)] = dice_on_val(lambda x: predict_latent_masks(method, x, inference="iterative", steps=n))
     if steps:
         result["samples_per_second_by_steps"] = steps
@@ -117,7 +123,9 @@ def measure(name: str, dataset: str, args, params_path: str) -> dict:
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--dataset", default="synth_polyp")
-    cli.add_argument("--methods", nargs="*", default=None, help="default: every method of train.methods (data suffixes dropped)")
+    cli.add_argument(
+        "--methods", nargs="*", default=None, help="default: every method of train.methods (data suffixes dropped)"
+    )
     cli.add_argument("--params", default="params.yaml")
     cli.add_argument("--train-epochs", type=int, default=2)
     cli.add_argument("--images", type=int, default=64, help="test images per timed evaluation-batch call")
@@ -146,8 +154,14 @@ def main() -> None:
         print(f"{args.dataset}/{name} ...", flush=True)
         results[name] = measure(name, args.dataset, args, args.params)
         print(json.dumps(results[name], indent=1), flush=True)
-    payload = {"dataset": args.dataset, "threads": args.threads, "cuda": torch.cuda.is_available(),
-               "train_epochs_timed": args.train_epochs, "methods": results, "environment": environment_record()}  # fmt: skip
+    payload = {
+        "dataset": args.dataset,
+        "threads": args.threads,
+        "cuda": torch.cuda.is_available(),
+        "train_epochs_timed": args.train_epochs,
+        "methods": results,
+        "environment": environment_record(),
+    }
     write_json(args.output or f"results/benchmarks/methods_{args.dataset}.json", payload)
 
 

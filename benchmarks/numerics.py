@@ -110,9 +110,11 @@ def kernels(out: Path) -> None:
     from benchmark.utils.provenance import environment_record
 
     timings = {mode: time_mode(mode) for mode in ("native", "pinned")}
-    rows = [("U-Net training step (64 px, batch 16)", "unet_step_s", 1000, "ms"),
-            ("latent denoiser training step (batch 16)", "denoiser_step_s", 1000, "ms"),
-            ("24 polyp frames + 8 fundus images", "procedural_s", 1, "s")]  # fmt: skip
+    rows = [
+        ("U-Net training step (64 px, batch 16)", "unet_step_s", 1000, "ms"),
+        ("latent denoiser training step (batch 16)", "denoiser_step_s", 1000, "ms"),
+        ("24 polyp frames + 8 fundus images", "procedural_s", 1, "s"),
+    ]
     print(f"{'workload (1 torch thread)':<42} {'native':>10} {'pinned':>10} {'pinned/native':>14}")
     summary = {}
     for label, key, scale, unit in rows:
@@ -122,8 +124,12 @@ def kernels(out: Path) -> None:
     print(
         f"native: {timings['native']['numerics'].get('torch_cpu_capability')}; pinned: {timings['pinned']['numerics']['level']}"
     )
-    record = {"workloads": summary, "native": timings["native"]["numerics"], "pinned": timings["pinned"]["numerics"],
-              "environment": environment_record()}  # fmt: skip
+    record = {
+        "workloads": summary,
+        "native": timings["native"]["numerics"],
+        "pinned": timings["pinned"]["numerics"],
+        "environment": environment_record(),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, default=str) + "\n")
     print(f"-> {out}")

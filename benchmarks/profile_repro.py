@@ -48,10 +48,14 @@ def summarise(records: list[dict]) -> dict:
     """Per stage (last record of a stage wins, i.e. the run that completed) and per family."""
     stages: dict[str, dict] = {}
     for record in records:
-        stages[stage_name(record)] = {key: record[key] for key in ("process_seconds", "main_seconds", "cpu_seconds", "peak_rss_mib")}
+        stages[stage_name(record)] = {
+            key: record[key] for key in ("process_seconds", "main_seconds", "cpu_seconds", "peak_rss_mib")
+        }
     families: dict[str, dict] = {}
     for name, values in stages.items():
-        family = families.setdefault(name.split("@")[0], {"stages": 0, "process_seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0.0})
+        family = families.setdefault(
+            name.split("@")[0], {"stages": 0, "process_seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0.0}
+        )
         family["stages"] += 1
         family["process_seconds"] += values["process_seconds"]
         family["cpu_seconds"] += values["cpu_seconds"]
@@ -105,9 +109,16 @@ def main() -> None:
     if args.run:
         folder.mkdir(parents=True, exist_ok=True)
         environment = {**os.environ, "BENCHMARK_PROFILE_DIR": str(folder.resolve())}
-        command = [str(Path(sys.executable).parent / "dvc"), "repro", *(["--force"] if args.force else []), *args.targets]
+        command = [
+            str(Path(sys.executable).parent / "dvc"),
+            "repro",
+            *(["--force"] if args.force else []),
+            *args.targets,
+        ]
         repro_seconds, peak_tree = run_sampling_memory(command, environment)
-        (folder / "repro.json").write_text(json.dumps({"dvc_repro_seconds": repro_seconds, "peak_tree_rss_mib": peak_tree}) + "\n")
+        (folder / "repro.json").write_text(
+            json.dumps({"dvc_repro_seconds": repro_seconds, "peak_tree_rss_mib": peak_tree}) + "\n"
+        )
     elif (folder / "repro.json").is_file():
         measured = json.loads((folder / "repro.json").read_text())
         repro_seconds, peak_tree = measured["dvc_repro_seconds"], measured["peak_tree_rss_mib"]
@@ -118,15 +129,24 @@ def main() -> None:
     summary = summarise(records)
     from benchmark.utils.provenance import environment_record
 
-    summary.update({"dvc_repro_seconds": repro_seconds, "peak_tree_rss_mib": peak_tree, "source": str(folder), "environment": environment_record()})
+    summary.update(
+        {
+            "dvc_repro_seconds": repro_seconds,
+            "peak_tree_rss_mib": peak_tree,
+            "source": str(folder),
+            "environment": environment_record(),
+        }
+    )
     print(f"{'stage':58s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s}")
     for name, values in sorted(summary["stages"].items(), key=lambda item: -item[1]["process_seconds"]):
         print(f"{name:58s} {values['process_seconds']:8.1f} {values['cpu_seconds']:8.1f} {values['peak_rss_mib']:9.0f}")
     totals = summary["totals"]
-    print(f"\n{totals['stages']} stage processes: {totals['process_seconds'] / 60:.1f} min wall ({totals['import_and_setup_seconds'] / 60:.1f} min "
-          f"outside the stages' main), {totals['cpu_seconds'] / 60:.1f} min CPU, peak {totals['peak_rss_mib'] / 1024:.2f} GiB"
-          + (f"; dvc repro {repro_seconds / 60:.1f} min" if repro_seconds else "")
-          + (f", peak of all processes together {peak_tree / 1024:.2f} GiB" if peak_tree else ""))  # fmt: skip
+    print(
+        f"\n{totals['stages']} stage processes: {totals['process_seconds'] / 60:.1f} min wall ({totals['import_and_setup_seconds'] / 60:.1f} min "
+        f"outside the stages' main), {totals['cpu_seconds'] / 60:.1f} min CPU, peak {totals['peak_rss_mib'] / 1024:.2f} GiB"
+        + (f"; dvc repro {repro_seconds / 60:.1f} min" if repro_seconds else "")
+        + (f", peak of all processes together {peak_tree / 1024:.2f} GiB" if peak_tree else "")
+    )
     out = ROOT / "results" / "benchmarks" / f"profile_{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")

@@ -36,8 +36,12 @@ def main() -> None:
     cli.add_argument("--threads", type=int, default=2)
     cli.add_argument("--repeats", type=int, default=2, help="timed repeats; the fastest is kept")
     cli.add_argument("--output", default=None, help="default: results/benchmarks/validator_<dataset>.json")
-    cli.add_argument("--paper-scale", metavar="PARAMS", default=None,
-                     help="time the paper-size network of this params file (freshly initialised) instead of the trained validator")
+    cli.add_argument(
+        "--paper-scale",
+        metavar="PARAMS",
+        default=None,
+        help="time the paper-size network of this params file (freshly initialised) instead of the trained validator",
+    )
     args = cli.parse_args()
 
     import numpy as np
@@ -75,26 +79,44 @@ def main() -> None:
 
     single = rate(inference="single")
     iterative = {str(n): rate(inference="iterative", steps=n) for n in args.steps}
-    result = {"dataset": args.dataset, "images": len(images), "image_size": int(images.shape[1]),
-              "weights": "freshly initialised, paper-size (" + args.paper_scale + ")" if args.paper_scale else "trained validator", "batch_size": validator.config.predict_batch_size, "threads": args.threads,
-              "single_step_samples_per_second": single, "iterative_samples_per_second": iterative,
-              "speedup_single_over_iterative": {n: single / value for n, value in iterative.items()},
-              "speedup_over_steps": {n: single / value / int(n) for n, value in iterative.items()},
-              "goal_speedup_within_10_percent_of_steps": {n: single / value >= 0.9 * int(n) for n, value in iterative.items()},
-              "paper": {"single_step_samples_per_second": 12.5, "iterative_samples_per_second": 0.31},
-              "cuda": torch.cuda.is_available(), "environment": environment_record()}  # fmt: skip
+    result = {
+        "dataset": args.dataset,
+        "images": len(images),
+        "image_size": int(images.shape[1]),
+        "weights": "freshly initialised, paper-size (" + args.paper_scale + ")"
+        if args.paper_scale
+        else "trained validator",
+        "batch_size": validator.config.predict_batch_size,
+        "threads": args.threads,
+        "single_step_samples_per_second": single,
+        "iterative_samples_per_second": iterative,
+        "speedup_single_over_iterative": {n: single / value for n, value in iterative.items()},
+        "speedup_over_steps": {n: single / value / int(n) for n, value in iterative.items()},
+        "goal_speedup_within_10_percent_of_steps": {
+            n: single / value >= 0.9 * int(n) for n, value in iterative.items()
+        },
+        "paper": {"single_step_samples_per_second": 12.5, "iterative_samples_per_second": 0.31},
+        "cuda": torch.cuda.is_available(),
+        "environment": environment_record(),
+    }
     times = {1: 1 / single, **{int(n): 1 / value for n, value in iterative.items()}}  # seconds per image
     steps = np.array(sorted(times), dtype=float)
     per_step, fixed = np.polyfit(steps, np.array([times[int(n)] for n in steps]), 1)
-    result["time_per_image_ms"] = {"fixed_encode_and_decode": 1000 * float(fixed), "per_denoiser_step": 1000 * float(per_step),
-                                   "fixed_share_of_single_step": float(fixed / times[1])}  # fmt: skip
+    result["time_per_image_ms"] = {
+        "fixed_encode_and_decode": 1000 * float(fixed),
+        "per_denoiser_step": 1000 * float(per_step),
+        "fixed_share_of_single_step": float(fixed / times[1]),
+    }
     loop = Path("results") / args.dataset / "synthesize" / "summary.json"
     if loop.is_file() and not args.paper_scale:
         summary = read_json(loop)
         total = summary["generate_s"] + summary["validate_s"]
-        result["loop"] = {"validated_images_per_hour": summary["validated_images_per_hour"],
-                          "accepted_images_per_hour": summary["accepted_images_per_hour"],
-                          "share_generate": summary["generate_s"] / total, "share_validate": summary["validate_s"] / total}  # fmt: skip
+        result["loop"] = {
+            "validated_images_per_hour": summary["validated_images_per_hour"],
+            "accepted_images_per_hour": summary["accepted_images_per_hour"],
+            "share_generate": summary["generate_s"] / total,
+            "share_validate": summary["validate_s"] / total,
+        }
     write_json(args.output or f"results/benchmarks/validator_{args.dataset}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2))
 

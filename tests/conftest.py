@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import benchmark  # noqa: F401, I001 - first: pins NumPy's and torch's CPU code paths before they load (benchmark/numerics.py)
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import benchmark  # noqa: F401, I001 - first: pins NumPy's and torch's CPU code paths before they load (benchmark/numerics.py)
 from benchmark.data.prepared import SegmentationData
 
 ROOT = Path(__file__).resolve().parents[1]

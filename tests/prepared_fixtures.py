@@ -11,7 +11,9 @@ import pandas as pd
 from benchmark.data.prepared import PreparedDataset
 
 
-def write_prepared(root: Path, modality: str, n: int = 24, size: int = 32, *, twins: bool = True, seed: int = 0) -> PreparedDataset:
+def write_prepared(
+    root: Path, modality: str, n: int = 24, size: int = 32, *, twins: bool = True, seed: int = 0
+) -> PreparedDataset:
     """A polyp (black-bordered frames, one disc lesion) or fundus (disc with a cup) dataset.
 
     Polyp attributes: ``paris_type``, ``diameter_mm``, ``target_area_fraction``; fundus: ``vcdr``,
@@ -47,7 +49,14 @@ def write_prepared(root: Path, modality: str, n: int = 24, size: int = 32, *, tw
             image, normal = base + cup[..., None] * 50, base + normal_cup[..., None] * 50
             label = disc.astype(np.uint8) + cup
             normal_label = disc.astype(np.uint8) + normal_cup
-            rows.append({"vcdr": vcdr, "stratum": ["normal", "early", "advanced"][i % 3], "rim_thinning": "inferior", "glaucoma": vcdr >= 0.5})
+            rows.append(
+                {
+                    "vcdr": vcdr,
+                    "stratum": ["normal", "early", "advanced"][i % 3],
+                    "rim_thinning": "inferior",
+                    "glaucoma": vcdr >= 0.5,
+                }
+            )
         images[i], normals[i] = np.clip(image, 0, 255), np.clip(normal, 0, 255)
         labels[i], normal_labels[i] = label, normal_label
         masks[i] = label == label.max() if label.max() > 0 else 0
@@ -64,8 +73,13 @@ def write_prepared(root: Path, modality: str, n: int = 24, size: int = 32, *, tw
     table.insert(0, "id", ids)
     table["target_area_fraction"] = masks.reshape(n, -1).mean(axis=1)
     table.to_csv(directory / "attributes.csv", index=False)
-    manifest = {"dataset": f"tiny_{modality}", "modality": modality, "target": "polyp" if modality == "polyp" else "cup",
-                "image_size": size, "has_normal_twins": twins}
+    manifest = {
+        "dataset": f"tiny_{modality}",
+        "modality": modality,
+        "target": "polyp" if modality == "polyp" else "cup",
+        "image_size": size,
+        "has_normal_twins": twins,
+    }
     (directory / "manifest.json").write_text(json.dumps(manifest))
     split = {part: [key for key, p in zip(ids, parts) if p == part] for part in ("train", "val", "test")}
     (root / f"tiny_{modality}.json").write_text(json.dumps(split))

@@ -30,7 +30,9 @@ def resume_evidence(steps_taken: int, *, total_steps: int, checkpoint_steps: int
         "resumed" (exactly n - k steps), "from scratch" (n steps) or "unexplained: ..." otherwise.
     """
     if not 0 < checkpoint_steps < total_steps:
-        raise ValueError(f"checkpoint_steps={checkpoint_steps} must lie strictly between 0 and total_steps={total_steps}")
+        raise ValueError(
+            f"checkpoint_steps={checkpoint_steps} must lie strictly between 0 and total_steps={total_steps}"
+        )
     if steps_taken == total_steps - checkpoint_steps:
         return "resumed"
     if steps_taken == total_steps:

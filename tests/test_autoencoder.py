@@ -19,14 +19,18 @@ from benchmark.generators.autoencoder import (
     train_autoencoder,
 )
 
-TINY = AutoencoderConfig(block_out_channels=(8, 16), steps=30, batch_size=8, warmup_steps=3, checkpoint_every=10, learning_rate=2e-3)
+TINY = AutoencoderConfig(
+    block_out_channels=(8, 16), steps=30, batch_size=8, warmup_steps=3, checkpoint_every=10, learning_rate=2e-3
+)
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_splits, tmp_path_factory):
     train = tiny_splits["train"]
     directory = tmp_path_factory.mktemp("autoencoder")
-    autoencoder, log = train_autoencoder(train.images, train.masks, TINY, seed=3, checkpoint_dir=directory, progress=False)
+    autoencoder, log = train_autoencoder(
+        train.images, train.masks, TINY, seed=3, checkpoint_dir=directory, progress=False
+    )
     return autoencoder, log, directory
 
 
@@ -46,7 +50,9 @@ def test_shapes_dtypes_and_ranges(trained, tiny_splits):
     np.testing.assert_array_equal(autoencoder.encode_images(images), latents)
     np.testing.assert_array_equal(autoencoder.decode_images(torch.from_numpy(latents)), decoded)
     report = reconstruction_report(autoencoder, images, masks)
-    assert report["latent_shape"] == [4, 16, 16] and np.isfinite(report["image_psnr_db"]) and 0 <= report["mask_dice"] <= 1
+    assert (
+        report["latent_shape"] == [4, 16, 16] and np.isfinite(report["image_psnr_db"]) and 0 <= report["mask_dice"] <= 1
+    )
 
 
 def test_scaling_factor_gives_unit_std_on_training_images(trained, tiny_splits):
@@ -71,7 +77,9 @@ def test_save_load_round_trip_is_identical(trained, tiny_splits, tmp_path):
     latents = autoencoder.encode_images(images)
     np.testing.assert_array_equal(loaded.encode_images(images), latents)
     np.testing.assert_array_equal(loaded.decode_images(latents), autoencoder.decode_images(latents))
-    np.testing.assert_array_equal(loaded.decode_masks(loaded.encode_masks(masks)), autoencoder.decode_masks(autoencoder.encode_masks(masks)))
+    np.testing.assert_array_equal(
+        loaded.decode_masks(loaded.encode_masks(masks)), autoencoder.decode_masks(autoencoder.encode_masks(masks))
+    )
 
 
 def test_interrupted_training_resumes_bit_identically(trained, tiny_splits, tmp_path, monkeypatch):
@@ -93,7 +101,9 @@ def test_interrupted_training_resumes_bit_identically(trained, tiny_splits, tmp_
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 10
 
     with counting_optimizer_steps() as steps:  # the weights alone cannot tell a resume from a restart
-        resumed, resumed_log = train_autoencoder(train.images, train.masks, TINY, seed=3, checkpoint_dir=tmp_path, progress=False)
+        resumed, resumed_log = train_autoencoder(
+            train.images, train.masks, TINY, seed=3, checkpoint_dir=tmp_path, progress=False
+        )
     assert resume_evidence(steps.count, total_steps=TINY.steps, checkpoint_steps=10) == "resumed"
     expected = reference.vae.state_dict()
     for key, value in resumed.vae.state_dict().items():
@@ -106,7 +116,14 @@ def test_resume_refuses_a_checkpoint_of_another_config(trained, tiny_splits):
     _, _, directory = trained
     train = tiny_splits["train"]
     with pytest.raises(ValueError, match="another config or seed"):
-        train_autoencoder(train.images, train.masks, dataclasses.replace(TINY, steps=40), seed=3, checkpoint_dir=directory, progress=False)
+        train_autoencoder(
+            train.images,
+            train.masks,
+            dataclasses.replace(TINY, steps=40),
+            seed=3,
+            checkpoint_dir=directory,
+            progress=False,
+        )
 
 
 def test_nan_loss_raises_a_clear_error(tiny_splits, tmp_path, monkeypatch):
@@ -126,7 +143,9 @@ def test_pretrained_folder_is_loaded_with_its_scaling_factor(tiny_splits, tmp_pa
     vae.save_pretrained(tmp_path / "vae")
     config = AutoencoderConfig(pretrained_path=str(tmp_path / "vae"))
     train = tiny_splits["train"]
-    autoencoder, log = train_autoencoder(train.images, train.masks, config, seed=0, checkpoint_dir=tmp_path / "run", progress=False)
+    autoencoder, log = train_autoencoder(
+        train.images, train.masks, config, seed=0, checkpoint_dir=tmp_path / "run", progress=False
+    )
     assert autoencoder.scaling_factor == 0.5 and log.empty
     for key, value in autoencoder.vae.state_dict().items():
         assert torch.equal(value, vae.state_dict()[key]), key
@@ -146,8 +165,16 @@ def test_unusable_pretrained_path_names_it(tmp_path, make):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("steps", 0), ("batch_size", 0), ("learning_rate", 0.0), ("mask_share", 1.0), ("kl_weight", -1.0),
-     ("block_out_channels", ()), ("checkpoint_every", 0), ("latent_channels", 0)],
+    [
+        ("steps", 0),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("mask_share", 1.0),
+        ("kl_weight", -1.0),
+        ("block_out_channels", ()),
+        ("checkpoint_every", 0),
+        ("latent_channels", 0),
+    ],
 )
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -45,18 +45,64 @@ def edited(change) -> dict:
 # --- params.yaml ---------------------------------------------------------------------------------
 
 PARAMS_CASES = {
-    "unknown section": (lambda c: c.update(trian={"n_seeds": 3}), "train", r"unknown key 'trian'.*did you mean 'train'"),
-    "typo in a method key": (lambda c: c["train"]["unet"].update(epoch=3), "train", r"train\.unet\.epoch.*did you mean 'epochs'"),
-    "wrong type": (lambda c: c["train"].update(n_seeds="three"), "train", r"'train\.n_seeds' must be an integer, got 'three'"),
-    "wrong type in a list": (lambda c: c["train"]["unet"].update(channels=[16, "x"]), "train", r"train\.unet\.channels"),
-    "value out of range": (lambda c: c["synthesize"].update(theta=1.5), "synthesize", r"theta must be in \[0, 1\), got 1\.5"),
-    "volume above the generated maximum": (lambda c: c["synthesize"].update(volume=9.0), "synthesize", r"volume 9\.0 must be .* max\(volumes\)"),
-    "unknown method in a run": (lambda c: c["train"].update(methods=["unet", "unett"]), "train", r"unknown method 'unett'"),
-    "unknown data modifier in a run": (lambda c: c["ablation"].update(runs=["unet+diffaug_x2"]), "ablation", r"'unet\+diffaug_x2'.*modifier 'x2'; use v<volume %>"),
-    "unknown dataset": (lambda c: c["prepare"]["datasets"].update(kvasir="data/raw/kvasir"), "prepare", r"unknown dataset 'kvasir'; known:"),
-    "backend without its weights folder": (lambda c: c["generator"].update(backend="sdxl_inpainting"), "generator", r"pretrained_path"),
-    "ablation set not generated": (lambda c: c["ablation"].update(synthetic_sets=["basic"]), "ablation", r"needs the synthetic set 'notext'; add it to ablation\.synthetic_sets"),
-}  # fmt: skip
+    "unknown section": (
+        lambda c: c.update(trian={"n_seeds": 3}),
+        "train",
+        r"unknown key 'trian'.*did you mean 'train'",
+    ),
+    "typo in a method key": (
+        lambda c: c["train"]["unet"].update(epoch=3),
+        "train",
+        r"train\.unet\.epoch.*did you mean 'epochs'",
+    ),
+    "wrong type": (
+        lambda c: c["train"].update(n_seeds="three"),
+        "train",
+        r"'train\.n_seeds' must be an integer, got 'three'",
+    ),
+    "wrong type in a list": (
+        lambda c: c["train"]["unet"].update(channels=[16, "x"]),
+        "train",
+        r"train\.unet\.channels",
+    ),
+    "value out of range": (
+        lambda c: c["synthesize"].update(theta=1.5),
+        "synthesize",
+        r"theta must be in \[0, 1\), got 1\.5",
+    ),
+    "volume above the generated maximum": (
+        lambda c: c["synthesize"].update(volume=9.0),
+        "synthesize",
+        r"volume 9\.0 must be .* max\(volumes\)",
+    ),
+    "unknown method in a run": (
+        lambda c: c["train"].update(methods=["unet", "unett"]),
+        "train",
+        r"unknown method 'unett'",
+    ),
+    "unknown data modifier in a run": (
+        lambda c: c["ablation"].update(runs=["unet+diffaug_x2"]),
+        "ablation",
+        r"'unet\+diffaug_x2'.*modifier 'x2'; use v<volume %>",
+    ),
+    "unknown dataset": (
+        lambda c: c["prepare"]["datasets"].update(kvasir="data/raw/kvasir"),
+        "prepare",
+        r"unknown dataset 'kvasir'; known:",
+    ),
+    "backend without its weights folder": (
+        lambda c: c["generator"].update(backend="sdxl_inpainting"),
+        "generator",
+        r"pretrained_path",
+    ),
+    "ablation set not generated": (
+        lambda c: c["ablation"].update(
+            synthetic_sets=["basic"], runs=[*c["ablation"]["runs"], "diffaug+diffaug_notext"]
+        ),
+        "ablation",
+        r"needs the synthetic set 'notext'; add it to ablation\.synthetic_sets",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(PARAMS_CASES))
@@ -67,21 +113,35 @@ def test_params_errors_name_the_key(case, tmp_path):
         load_section(section, path)
 
 
-@pytest.mark.parametrize("case, content, message", [
-    ("missing", None, r"absent\.yaml.*not found"),
-    ("malformed", "train:\n  n_seeds: [3\n", r"params\.yaml is not valid YAML"),
-    ("not a mapping", "- a\n- b\n", r"params\.yaml must hold a mapping of sections, got list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, content, message",
+    [
+        ("missing", None, r"absent\.yaml.*not found"),
+        ("malformed", "train:\n  n_seeds: [3\n", r"params\.yaml is not valid YAML"),
+        ("not a mapping", "- a\n- b\n", r"params\.yaml must hold a mapping of sections, got list"),
+    ],
+)
 def test_params_file_missing_malformed_or_not_a_mapping(case, content, message, tmp_path):
     path = tmp_path / "absent.yaml" if content is None else write_params(tmp_path, content)
     with pytest.raises(ParamsError, match=message):
         load_section("train", path)
 
 
-@pytest.mark.parametrize("case, change, message", [
-    ("ablation dataset not prepared", lambda c: c["ablation"].update(datasets=["kvasir_seg"]), r"ablation\.datasets lists \['kvasir_seg'\], not in prepare\.datasets"),
-    ("run in both lists", lambda c: c["ablation"].update(runs=[*c["ablation"]["runs"], "unet"]), r"\['unet'\] are listed in both train\.methods and ablation\.runs"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, change, message",
+    [
+        (
+            "ablation dataset not prepared",
+            lambda c: c["ablation"].update(datasets=["kvasir_seg"]),
+            r"ablation\.datasets lists \['kvasir_seg'\], not in prepare\.datasets",
+        ),
+        (
+            "run in both lists",
+            lambda c: c["ablation"].update(runs=[*c["ablation"]["runs"], "unet"]),
+            r"\['unet'\] are listed in both train\.methods and ablation\.runs",
+        ),
+    ],
+)
 def test_rules_across_sections(case, change, message, tmp_path):
     from benchmark.params import check_params
 
@@ -171,8 +231,13 @@ def test_prepare_of_a_listed_but_missing_dataset_writes_nothing(tmp_path, monkey
     content["prepare"]["datasets"] = {"synth_polyp": str(tmp_path / "not_there")}
     path = write_params(tmp_path, content)
     monkeypatch.chdir(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "benchmark.stages.prepare", "--dataset", "synth_polyp", "--params", str(path)],
-                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark.stages.prepare", "--dataset", "synth_polyp", "--params", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.returncode == 1
     assert "not_there" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "data" / "prepared" / "synth_polyp").exists()
@@ -184,7 +249,9 @@ def test_prepare_of_a_listed_but_missing_dataset_writes_nothing(tmp_path, monkey
 def test_notebook_parameter_that_does_not_exist():
     from benchmark.reporting.notebook import validate
 
-    with pytest.raises(ParamsError, match=r"table7_volume\.ipynb: unknown parameter\(s\) \['volumes'\]; parameters are"):
+    with pytest.raises(
+        ParamsError, match=r"table7_volume\.ipynb: unknown parameter\(s\) \['volumes'\]; parameters are"
+    ):
         validate({"volumes": [1, 2]}, "table7_volume")
 
 
@@ -233,7 +300,9 @@ def test_checkpoint_folder_without_its_config(saved_unet, tmp_path):
     broken = tmp_path / "model"
     shutil.copytree(saved_unet, broken)
     (broken / "config.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"config\.json is missing; the model folder is incomplete, rerun `dvc repro`"):
+    with pytest.raises(
+        FileNotFoundError, match=r"config\.json is missing; the model folder is incomplete, rerun `dvc repro`"
+    ):
         get_method("unet").load(broken)
 
 
@@ -250,7 +319,9 @@ def test_checkpoint_folder_without_its_weights(saved_unet, tmp_path):
         get_method("unet").load(broken)
 
 
-@pytest.mark.parametrize("method", ["unet", "medsegdiff_v1"])  # the U-Net's truncation makes torch raise OSError (EINVAL)
+@pytest.mark.parametrize(
+    "method", ["unet", "medsegdiff_v1"]
+)  # the U-Net's truncation makes torch raise OSError (EINVAL)
 def test_truncated_checkpoint_names_the_file_and_the_fix(method, tmp_path, tiny_splits):
     """A weights file cut short (disk full, interrupted copy) is named, with the folder to delete."""
     from benchmark.methods import get_method
@@ -263,7 +334,9 @@ def test_truncated_checkpoint_names_the_file_and_the_fix(method, tmp_path, tiny_
     path = tmp_path / "model" / "model.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptFileError, match=r"model\.pt cannot be read .*truncated or not a torch checkpoint; delete its folder"):
+    with pytest.raises(
+        CorruptFileError, match=r"model\.pt cannot be read .*truncated or not a torch checkpoint; delete its folder"
+    ):
         cls.load(tmp_path / "model")
 
 
@@ -279,7 +352,7 @@ def test_weights_file_that_is_not_a_torch_file(tmp_path):
 def test_corrupt_results_file_is_named(tmp_path):
     from benchmark.utils.io import read_json
 
-    (tmp_path / "metrics.json").write_text("{\"dice\": ")
+    (tmp_path / "metrics.json").write_text('{"dice": ')
     with pytest.raises(ValueError, match=r"metrics\.json is not valid JSON .*delete it and rerun `dvc repro`"):
         read_json(tmp_path / "metrics.json")
     with pytest.raises(FileNotFoundError, match=r"absent\.json does not exist; run the stage that writes it"):
@@ -310,7 +383,13 @@ def test_nan_loss_stops_training_with_the_fix(tiny_splits, tmp_path):
     config = dataclasses.replace(cls.smoke_config(), learning_rate=1e30)
     train = tiny_splits["train"]
     with pytest.raises(FloatingPointError, match=r"lower the learning rate"):
-        cls(config).fit(SegmentationData(train.ids, train.images, train.masks), tiny_splits["val"], seed=1, out_dir=tmp_path, progress=False)
+        cls(config).fit(
+            SegmentationData(train.ids, train.images, train.masks),
+            tiny_splits["val"],
+            seed=1,
+            out_dir=tmp_path,
+            progress=False,
+        )
 
 
 # --- writes: a full disk leaves nothing half-written ----------------------------------------------
@@ -370,7 +449,11 @@ def test_the_corpus_has_at_least_25_cases(request, bad_input_cases_passed):
     ``pytestmark`` gives each test here), so a case that is deleted, skipped, deselected or fails
     no longer counts. Needs the module in one process: plain pytest or ``--dist loadfile`` (make test).
     """
-    cases = [item.nodeid for item in request.session.items if item.get_closest_marker("bad_input_case") and item is not request.node]
+    cases = [
+        item.nodeid
+        for item in request.session.items
+        if item.get_closest_marker("bad_input_case") and item is not request.node
+    ]
     passed = [nodeid for nodeid in cases if nodeid in bad_input_cases_passed]
     missing = sorted(set(cases) - set(passed))
     assert len(passed) >= 25, (

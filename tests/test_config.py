@@ -66,8 +66,21 @@ def test_committed_params_are_valid():
     from benchmark.params import check_params
 
     sections = check_params("params.yaml")
-    assert set(sections) == {"procedural", "prepare", "autoencoder", "generator", "generator_check", "validator", "synthesize", "quality", "train",
-                             "ablation", "evaluate", "report"}
+    assert set(sections) == {
+        "procedural",
+        "prepare",
+        "autoencoder",
+        "generator",
+        "generator_check",
+        "validator",
+        "synthesize",
+        "controls",
+        "quality",
+        "train",
+        "ablation",
+        "evaluate",
+        "report",
+    }
     assert sections["train"].n_seeds >= 3
 
 

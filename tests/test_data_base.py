@@ -17,7 +17,7 @@ def test_palette_mask_decodes_to_grey_values(tmp_path):
 
 
 def test_sixteen_bit_tiff_and_png(tmp_path):
-    rgb16 = (np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000)
+    rgb16 = np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000
     tifffile.imwrite(tmp_path / "a.tif", rgb16, photometric="rgb")
     assert read_rgb(tmp_path / "a.tif").dtype == np.uint8
     np.testing.assert_array_equal(read_rgb(tmp_path / "a.tif"), (rgb16 // 257).astype(np.uint8))

@@ -90,7 +90,8 @@ def test_no_decision_cites_test_split_figures():
     offenders = [item for path in sorted(PACKAGE.rglob("*.py")) for item in findings(path)]
     assert not offenders, (
         "defaults must be justified by validation figures, not test-split ones (issue 18); "
-        "rerun the comparison on the validation split (benchmarks/decisions.py) and cite that:\n  " + "\n  ".join(offenders)
+        "rerun the comparison on the validation split (benchmarks/decisions.py) and cite that:\n  "
+        + "\n  ".join(offenders)
     )
 
 

@@ -31,8 +31,18 @@ def _run(command: list[str], out: Path) -> dict:
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("distributed")
     single = _run([sys.executable, str(SCRIPT)], tmp / "single")
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                "--master_port", str(_free_port()), str(SCRIPT)]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(SCRIPT),
+    ]
     double = _run(launcher, tmp / "double")
     return single, double, tmp
 

@@ -20,7 +20,9 @@ def test_pyproject_and_environment_yml_agree():
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
     conda = dict(_normalise(r) for r in pip_section if not r.startswith("-e"))
-    assert pyproject == conda, f"only in pyproject: {set(pyproject.items()) - set(conda.items())}; only in environment.yml: {set(conda.items()) - set(pyproject.items())}"
+    assert pyproject == conda, (
+        f"only in pyproject: {set(pyproject.items()) - set(conda.items())}; only in environment.yml: {set(conda.items()) - set(pyproject.items())}"
+    )
 
 
 def test_every_dependency_is_pinned():

@@ -9,15 +9,23 @@ import torch
 from resume_evidence import counting_optimizer_steps, resume_evidence
 
 from benchmark.generators import inpainting
-from benchmark.generators.inpainting import (InpaintingConfig, build_denoiser, generation_loss, load_denoiser,
-                                             make_inputs, save_denoiser, train_inpainting)  # fmt: skip
+from benchmark.generators.inpainting import (
+    InpaintingConfig,
+    build_denoiser,
+    generation_loss,
+    load_denoiser,
+    make_inputs,
+    save_denoiser,
+    train_inpainting,
+)
 from benchmark.generators.sampler import ddim_inpaint
 
 torch.set_num_threads(1)
 
 N, SIZE, L, D = 6, 8, 5, 16
-TINY = InpaintingConfig(block_out_channels=(8, 16), steps=20, batch_size=4, learning_rate=2e-3, warmup_steps=2,
-                        checkpoint_every=5)  # fmt: skip
+TINY = InpaintingConfig(
+    block_out_channels=(8, 16), steps=20, batch_size=4, learning_rate=2e-3, warmup_steps=2, checkpoint_every=5
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,28 +41,48 @@ def problem():
     masked = normal * (1 - mask)
     text = torch.randn(2, L, D, generator=g)[torch.arange(N) % 2]
     uncond = torch.randn(1, L, D, generator=g)
-    return dict(latents=lesion, normal_latents=normal, mask_latents=mask, masked_image_latents=masked,
-                text_embeddings=text, uncond_embedding=uncond)  # fmt: skip
+    return dict(
+        latents=lesion,
+        normal_latents=normal,
+        mask_latents=mask,
+        masked_image_latents=masked,
+        text_embeddings=text,
+        uncond_embedding=uncond,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(problem, tmp_path_factory):
-    return train_inpainting(**problem, config=TINY, seed=3, checkpoint_dir=tmp_path_factory.mktemp("ckpt"), progress=False)
+    return train_inpainting(
+        **problem, config=TINY, seed=3, checkpoint_dir=tmp_path_factory.mktemp("ckpt"), progress=False
+    )
 
 
 def _sample(denoiser, problem, seed, **kwargs):
     b = 3
-    args = dict(masked_image_latents=problem["masked_image_latents"][:b], mask_latents=problem["mask_latents"][:b],
-                known_latents=problem["normal_latents"][:b], text_embeddings=problem["text_embeddings"][:b],
-                uncond_embeddings=problem["uncond_embedding"], steps=4, guidance_scale=3.0,
-                generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    args = dict(
+        masked_image_latents=problem["masked_image_latents"][:b],
+        mask_latents=problem["mask_latents"][:b],
+        known_latents=problem["normal_latents"][:b],
+        text_embeddings=problem["text_embeddings"][:b],
+        uncond_embeddings=problem["uncond_embedding"],
+        steps=4,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(seed),
+    )
     args.update(kwargs)
     return ddim_inpaint(denoiser, TINY, **args)
 
 
 def test_config_validation_names_field():
-    for field, value in [("text_dropout", 1.0), ("steps", 0), ("block_out_channels", (8, 12)), ("beta_schedule", "cosine"),
-                         ("cross_attention_from_level", 2), ("lambda_preserve", -1.0)]:  # fmt: skip
+    for field, value in [
+        ("text_dropout", 1.0),
+        ("steps", 0),
+        ("block_out_channels", (8, 12)),
+        ("beta_schedule", "cosine"),
+        ("cross_attention_from_level", 2),
+        ("lambda_preserve", -1.0),
+    ]:
         with pytest.raises(ValueError, match=field if field != "block_out_channels" else "divisible"):
             dataclasses.replace(TINY, **{field: value})
 
@@ -87,6 +115,11 @@ def test_generation_loss_values():
     preserve = ((1 - alpha) / alpha).mean().item()
     assert terms["noise"] == pytest.approx(1.0, rel=1e-5) and terms["preserve"] == pytest.approx(preserve, rel=1e-5)
     assert loss.item() == pytest.approx(1.0 + 0.5 * preserve, rel=1e-5)
+    # min-SNR bound: weight min(SNR, γ) on |z0_hat - z_n|^2 = (1-a)/a -> min(1, γ a / (1-a)) in ε-space
+    _, bounded = generation_loss(noise, noise + 1, noisy, alpha, mask, zn, 0.5, return_terms=True, snr_gamma=2.0)
+    snr = alpha / (1 - alpha)  # 9 and 0.43
+    expected = (snr.clamp(max=2.0) / snr).mean().item()  # (2/9 + 1) / 2
+    assert bounded["preserve"] == pytest.approx(expected, rel=1e-5) and bounded["preserve"] <= 1.0
     # the preserve term depends on the prediction outside the mask (the literal eq. 7 would not)
     changed = noise.clone()
     changed[:, :, 2:] += 0.3
@@ -170,6 +203,17 @@ class _Counting(torch.nn.Module):
         return self.inner(inputs, t, encoder_hidden_states=encoder_hidden_states)
 
 
+def test_ddim_starts_at_the_last_training_timestep_for_any_step_count():
+    from benchmark.generators.sampler import make_scheduler
+
+    for steps in (5, 10, 50):
+        scheduler = make_scheduler(TINY)
+        scheduler.set_timesteps(steps)
+        timesteps = [int(t) for t in scheduler.timesteps]
+        assert timesteps[0] == TINY.num_train_timesteps - 1 and len(timesteps) == steps
+        assert timesteps == sorted(set(timesteps), reverse=True)  # distinct, descending
+
+
 def test_sampler_calls_once_per_step_with_both_branches(trained, problem):
     counting = _Counting(trained[0])
     _sample(counting, problem, 0, steps=7)
@@ -215,5 +259,7 @@ def test_classifier_free_guidance_arithmetic(problem, trained):
     counting = _Counting(denoiser)
     unconditional = _sample(counting, problem, 2, guidance_scale=0.0)
     assert counting.batches == [3] * 4
-    same = _sample(denoiser, problem, 2, guidance_scale=3.0, text_embeddings=problem["uncond_embedding"].expand(3, -1, -1))
+    same = _sample(
+        denoiser, problem, 2, guidance_scale=3.0, text_embeddings=problem["uncond_embedding"].expand(3, -1, -1)
+    )
     assert torch.allclose(unconditional, same, atol=1e-4)

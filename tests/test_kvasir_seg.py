@@ -59,7 +59,9 @@ def make_kvasir(base: Path, *, lists: bool = False, sessile: tuple[str, ...] | N
     if sessile is not None:
         for key in sessile:
             for sub in ("images", "masks"):
-                save_jpeg(base / "sessile-main-Kvasir-SEG" / sub / f"{key}.jpg", np.full((HEIGHT, WIDTH), 200, np.uint8))
+                save_jpeg(
+                    base / "sessile-main-Kvasir-SEG" / sub / f"{key}.jpg", np.full((HEIGHT, WIDTH), 200, np.uint8)
+                )
         (base / "sessile-main-Kvasir-SEG" / "images" / ".DS_Store").write_bytes(b"junk")
     return folder
 
@@ -159,20 +161,31 @@ def edit_json(folder: Path, change) -> None:
 
 # (how to break the fixture, the path that the message must name)
 BREAKAGES = {
-    "empty images folder": (lambda f: [p.unlink() for p in (f / "images").glob("*.jpg")], "Kvasir-SEG/images holds no image"),
+    "empty images folder": (
+        lambda f: [p.unlink() for p in (f / "images").glob("*.jpg")],
+        "Kvasir-SEG/images holds no image",
+    ),
     "image without mask": (lambda f: (f / "masks" / f"{IDS[1]}.jpg").unlink(), f"images/{IDS[1]}.jpg"),
     "mask without image": (lambda f: (f / "images" / f"{IDS[1]}.jpg").unlink(), f"masks/{IDS[1]}.jpg"),
     "truncated image": (lambda f: truncate(f / "images" / f"{IDS[2]}.jpg"), f"images/{IDS[2]}.jpg"),
     "truncated mask": (lambda f: truncate(f / "masks" / f"{IDS[2]}.jpg"), f"masks/{IDS[2]}.jpg"),
     "mask of another size": (lambda f: resize_mask(f / "masks" / f"{IDS[3]}.jpg"), f"masks/{IDS[3]}.jpg"),
-    "empty mask": (lambda f: save_jpeg(f / "masks" / f"{IDS[0]}.jpg", np.zeros((HEIGHT, WIDTH), np.uint8)), f"masks/{IDS[0]}.jpg"),
+    "empty mask": (
+        lambda f: save_jpeg(f / "masks" / f"{IDS[0]}.jpg", np.zeros((HEIGHT, WIDTH), np.uint8)),
+        f"masks/{IDS[0]}.jpg",
+    ),
     "json missing": (lambda f: (f / BOXES_NAME).unlink(), BOXES_NAME),
-    "json id without image": (lambda f: [(f / sub / f"{IDS[3]}.jpg").unlink() for sub in ("images", "masks")], BOXES_NAME),
+    "json id without image": (
+        lambda f: [(f / sub / f"{IDS[3]}.jpg").unlink() for sub in ("images", "masks")],
+        BOXES_NAME,
+    ),
     "json malformed": (lambda f: (f / BOXES_NAME).write_text("{"), BOXES_NAME),
     "id missing from json": (lambda f: edit_json(f, lambda b: b.pop(IDS[2])), BOXES_NAME),
     "wrong size in json": (lambda f: edit_json(f, lambda b: b[IDS[3]].update(width=41)), f"images/{IDS[3]}.jpg"),
     "sessile id not in Kvasir-SEG": (
-        lambda f: save_jpeg(f.parent / "sessile-main-Kvasir-SEG" / "images" / "stranger.jpg", np.zeros((4, 4), np.uint8)),
+        lambda f: save_jpeg(
+            f.parent / "sessile-main-Kvasir-SEG" / "images" / "stranger.jpg", np.zeros((4, 4), np.uint8)
+        ),
         "sessile-main-Kvasir-SEG/images/stranger.jpg",
     ),
 }
@@ -199,19 +212,33 @@ def test_missing_root(tmp_path):
 # ---------------------------------------------------------------- prepare pipeline on the fixture
 
 OPTIONS = PrepareOptions(
-    image_size=16, val_fraction=0.25, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0005
+    image_size=16,
+    val_fraction=0.25,
+    split_seed=0,
+    fundus_target="cup",
+    fundus_crop_scale=2.0,
+    min_lesion_fraction=0.0005,
 )
 
 
 @pytest.mark.parametrize("official", [False, True])
 def test_prepare_dataset(tmp_path, monkeypatch, official):
     folder = make_kvasir(tmp_path / "raw", lists=official)
-    spec = DatasetSpec(loader=KvasirSEG, description="x", test_fraction=None if official else 0.2,
-                       loader_options=(("official_split", True),) if official else ())  # fmt: skip
+    spec = DatasetSpec(
+        loader=KvasirSEG,
+        description="x",
+        test_fraction=None if official else 0.2,
+        loader_options=(("official_split", True),) if official else (),
+    )
     monkeypatch.setitem(benchmark.data.DATASETS, "kvasir_seg", spec)
     out, split_path = tmp_path / "prepared" / "kvasir_seg", tmp_path / "splits" / "kvasir_seg.json"
     manifest = prepare_dataset("kvasir_seg", folder, out, split_path, OPTIONS, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "attributes.csv", "manifest.json", "native_masks.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "arrays.npz",
+        "attributes.csv",
+        "manifest.json",
+        "native_masks.npz",
+    ]
     arrays = np.load(out / "arrays.npz")
     assert arrays["ids"].tolist() == sorted(IDS) and arrays["images"].shape == (len(IDS), 16, 16, 3)
     assert set(np.unique(arrays["masks"])) == {0, 1} and manifest["n_images"] == len(IDS)
@@ -226,7 +253,9 @@ def test_prepare_dataset(tmp_path, monkeypatch, official):
 def test_prepare_leaves_nothing_on_bad_input(tmp_path, monkeypatch):
     folder = make_kvasir(tmp_path / "raw")
     save_jpeg(folder / "masks" / f"{IDS[-1]}.jpg", np.zeros((HEIGHT, WIDTH), np.uint8))  # the last record fails
-    monkeypatch.setitem(benchmark.data.DATASETS, "kvasir_seg", DatasetSpec(loader=KvasirSEG, description="x", test_fraction=0.2))
+    monkeypatch.setitem(
+        benchmark.data.DATASETS, "kvasir_seg", DatasetSpec(loader=KvasirSEG, description="x", test_fraction=0.2)
+    )
     out, split_path = tmp_path / "prepared" / "kvasir_seg", tmp_path / "splits" / "kvasir_seg.json"
     with pytest.raises(DatasetError, match=f"{IDS[-1]}.jpg"):
         prepare_dataset("kvasir_seg", folder, out, split_path, OPTIONS, progress=False)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from prepared_fixtures import write_prepared
 
 from benchmark.generators import GENERATORS, get_generator
 from benchmark.generators.autoencoder import AutoencoderConfig, LatentAutoencoder, build_autoencoder
@@ -10,11 +11,13 @@ from benchmark.generators.base import InpaintingExamples, paste_back
 from benchmark.generators.configs import InpaintingConfig, LatentGeneratorConfig
 from benchmark.generators.jobs import draw_jobs, training_examples
 from benchmark.generators.latent import LatentInpaintingGenerator
-from prepared_fixtures import write_prepared
 
 torch.set_num_threads(1)
-TINY = LatentGeneratorConfig(max_length=16, batch_size=4, denoiser=InpaintingConfig(block_out_channels=(8, 16), steps=3, batch_size=4,
-                                                                                    warmup_steps=1, checkpoint_every=2))  # fmt: skip
+TINY = LatentGeneratorConfig(
+    max_length=16,
+    batch_size=4,
+    denoiser=InpaintingConfig(block_out_channels=(8, 16), steps=3, batch_size=4, warmup_steps=1, checkpoint_every=2),
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +26,27 @@ def setup(tmp_path_factory):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         vae = build_autoencoder(AutoencoderConfig(block_out_channels=(8, 16), mid_block_attention=False))
-    generator = LatentInpaintingGenerator(TINY, autoencoder=LatentAutoencoder(vae, 1.0, AutoencoderConfig(block_out_channels=(8, 16))))
-    log = generator.fit(training_examples(dataset), seed=0, checkpoint_dir=tmp_path_factory.mktemp("ckpt"), progress=False)
+    generator = LatentInpaintingGenerator(
+        TINY, autoencoder=LatentAutoencoder(vae, 1.0, AutoencoderConfig(block_out_channels=(8, 16)))
+    )
+    log = generator.fit(
+        training_examples(dataset), seed=0, checkpoint_dir=tmp_path_factory.mktemp("ckpt"), progress=False
+    )
     jobs = draw_jobs(dataset, n_variants=1, seed=0, part="val")
     return generator, log, jobs, tmp_path_factory
 
 
 def _generate(generator, jobs, seeds, **kwargs):
-    return generator.generate(jobs.backgrounds[: len(seeds)], jobs.masks[: len(seeds)], list(jobs.table["prompt"][: len(seeds)]),
-                              negative_prompt="healthy mucosa", steps=2, guidance_scale=2.0, seeds=seeds, **kwargs)  # fmt: skip
+    return generator.generate(
+        jobs.backgrounds[: len(seeds)],
+        jobs.masks[: len(seeds)],
+        list(jobs.table["prompt"][: len(seeds)]),
+        negative_prompt="healthy mucosa",
+        steps=2,
+        guidance_scale=2.0,
+        seeds=seeds,
+        **kwargs,
+    )
 
 
 def test_registry_resolves_every_backend():
@@ -79,9 +94,19 @@ def test_save_load_round_trip(setup):
 def test_bad_generate_inputs_name_the_argument(setup):
     generator, _, jobs, _ = setup
     with pytest.raises(ValueError, match="seeds"):
-        generator.generate(jobs.backgrounds[:2], jobs.masks[:2], ["a", "b"], negative_prompt="", steps=1, guidance_scale=1.0, seeds=[1])
+        generator.generate(
+            jobs.backgrounds[:2], jobs.masks[:2], ["a", "b"], negative_prompt="", steps=1, guidance_scale=1.0, seeds=[1]
+        )
     with pytest.raises(ValueError, match="masks"):
-        generator.generate(jobs.backgrounds[:2], jobs.masks[:2] * 3, ["a", "b"], negative_prompt="", steps=1, guidance_scale=1.0, seeds=[1, 2])
+        generator.generate(
+            jobs.backgrounds[:2],
+            jobs.masks[:2] * 3,
+            ["a", "b"],
+            negative_prompt="",
+            steps=1,
+            guidance_scale=1.0,
+            seeds=[1, 2],
+        )
 
 
 def test_examples_reject_inconsistent_inputs():

@@ -12,8 +12,15 @@ import benchmark.methods.latent_seg.trainer as trainer
 from benchmark.data.prepared import SegmentationData
 from benchmark.generators.autoencoder import LatentAutoencoder, build_autoencoder
 from benchmark.methods.latent_seg.config import SMOKE_AUTOENCODER
-from benchmark.methods.latent_seg.diffusion import (NoiseSchedule, add_noise, ddim_timesteps, estimate_clean_latent, noise_from_output,
-                                                    sample_clean_latents, segmentation_loss)  # fmt: skip
+from benchmark.methods.latent_seg.diffusion import (
+    NoiseSchedule,
+    add_noise,
+    ddim_timesteps,
+    estimate_clean_latent,
+    noise_from_output,
+    sample_clean_latents,
+    segmentation_loss,
+)
 from benchmark.methods.latent_seg.method import DiffAugSegmenter, SDSeg, predict_latent_masks
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
 
@@ -33,8 +40,17 @@ def tiny_autoencoder():
 def tiny_network(autoencoder, encoder="dual", vision_input="latent"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        return LatentSegmentationNetwork(encoder=encoder, vae=autoencoder.vae, latent_channels=4, latent_size=4, vision_input=vision_input,
-                                         vision_channels=8, vision_blocks=1, fused_channels=4, denoiser_channels=(16, 32)).eval()  # fmt: skip
+        return LatentSegmentationNetwork(
+            encoder=encoder,
+            vae=autoencoder.vae,
+            latent_channels=4,
+            latent_size=4,
+            vision_input=vision_input,
+            vision_channels=8,
+            vision_blocks=1,
+            fused_channels=4,
+            denoiser_channels=(16, 32),
+        ).eval()
 
 
 def test_schedules_match_hand_values_and_diffusers():
@@ -42,7 +58,9 @@ def test_schedules_match_hand_values_and_diffusers():
 
     np.testing.assert_allclose(TINY_SCHEDULE.alphas_cumprod().numpy(), TINY_ALPHAS, rtol=1e-6)
     default = NoiseSchedule()  # SDSeg's scaled-linear 0.0015 -> 0.0155, T = 1000
-    reference = DDIMScheduler(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0155, beta_schedule="scaled_linear")
+    reference = DDIMScheduler(
+        num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0155, beta_schedule="scaled_linear"
+    )
     torch.testing.assert_close(default.alphas_cumprod(), reference.alphas_cumprod.float())
     assert ddim_timesteps(1000, 1) == [999] and ddim_timesteps(1000, 4) == [999, 749, 499, 249]
 
@@ -95,8 +113,12 @@ def test_v_prediction_converts_to_the_same_noise_and_clean_estimate():
 
 def test_denoiser_call_counts(tiny_autoencoder):
     calls = []
-    result = {steps: sample_clean_latents(lambda z, t: calls.append(t) or 0.5 * z, torch.ones(1, 4, 2, 2), TINY_SCHEDULE.alphas_cumprod(), steps)
-              for steps in (1, 3)}  # fmt: skip
+    result = {
+        steps: sample_clean_latents(
+            lambda z, t: calls.append(t) or 0.5 * z, torch.ones(1, 4, 2, 2), TINY_SCHEDULE.alphas_cumprod(), steps
+        )
+        for steps in (1, 3)
+    }
     assert len(calls) == 4  # 1 + 3
     assert not torch.equal(result[1], result[3])
     # Through the method: one UNet call per batch single-step, N per batch iterative.
@@ -111,7 +133,9 @@ def test_denoiser_call_counts(tiny_autoencoder):
     iterative = predict_latent_masks(method, images, batch_size=5, inference="iterative", steps=7)
     assert len(counted) == 1 + 7
     one_step = predict_latent_masks(method, images, batch_size=2, inference="iterative", steps=1)
-    np.testing.assert_allclose(one_step, single, atol=1e-4)  # DDIM with N = 1 is eq. 11; noise independent of batch size (float noise only)
+    np.testing.assert_allclose(
+        one_step, single, atol=1e-4
+    )  # DDIM with N = 1 is eq. 11; noise independent of batch size (float noise only)
     assert single.shape == iterative.shape == (5, 16, 16) and single.dtype == np.float32
 
 
@@ -144,25 +168,40 @@ def test_equation_12_terms_by_hand():
     clean, clean_pred = torch.tensor([[0.5, 0.5]]), torch.tensor([[0.0, 1.5]])  # mean |z_0 − ẑ_0| = 0.75
     decoded, target = torch.tensor([[[1.0, 0.5], [0.0, 0.0]]]), torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
     dice = 1 - (2 * 1.5 + 1) / (1.5 + 2 + 1)  # soft Dice with smoothing 1
-    loss, terms = segmentation_loss(noise, noise_pred, clean, clean_pred, decoded, target, lambda_latent=2.0, lambda_dice=3.0)
+    loss, terms = segmentation_loss(
+        noise, noise_pred, clean, clean_pred, decoded, target, lambda_latent=2.0, lambda_dice=3.0
+    )
     assert terms == pytest.approx({"noise": 1.5, "latent": 0.75, "dice": dice})
     assert loss.item() == pytest.approx(1.5 + 2.0 * 0.75 + 3.0 * dice)
-    loss, terms = segmentation_loss(noise, noise_pred, clean, clean_pred, None, None, lambda_latent=1.0, lambda_dice=0.0)
+    loss, terms = segmentation_loss(
+        noise, noise_pred, clean, clean_pred, None, None, lambda_latent=1.0, lambda_dice=0.0
+    )
     assert loss.item() == pytest.approx(2.25) and terms["dice"] == 0.0
 
 
 def test_gradient_reaches_network_through_frozen_decoder(tiny_autoencoder):
     clean_pred = torch.zeros(1, 4, 8, 8, requires_grad=True)
     decoded = tiny_autoencoder.decode_masks_tensor(clean_pred)
-    segmentation_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1), decoded, torch.ones(1, 32, 32),
-                      lambda_latent=0.0, lambda_dice=1.0)[0].backward()  # fmt: skip
+    segmentation_loss(
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        torch.zeros(1),
+        decoded,
+        torch.ones(1, 32, 32),
+        lambda_latent=0.0,
+        lambda_dice=1.0,
+    )[0].backward()
     assert clean_pred.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny_autoencoder.vae.parameters())
 
 
 def test_interrupted_training_resumes_identically(tiny_splits, tiny_autoencoder, tmp_path, monkeypatch):
     config = dataclasses.replace(DiffAugSegmenter.smoke_config(), epochs=2)
-    train, val = (SegmentationData(data.ids[:n], data.images[:n], data.masks[:n]) for data, n in ((tiny_splits["train"], 12), (tiny_splits["val"], 4)))
+    train, val = (
+        SegmentationData(data.ids[:n], data.images[:n], data.masks[:n])
+        for data, n in ((tiny_splits["train"], 12), (tiny_splits["val"], 4))
+    )
     reference = DiffAugSegmenter(config)
     reference.attach_autoencoder(tiny_autoencoder)
     with counting_optimizer_steps() as reference_steps:
@@ -195,7 +234,9 @@ def test_interrupted_training_resumes_identically(tiny_splits, tiny_autoencoder,
 def test_configs_differ_only_in_encoder_and_placeholder_path_is_rejected(tiny_splits, tmp_path):
     diffaug, sdseg = DiffAugSegmenter.Config(), SDSeg.Config()
     assert (diffaug.encoder, sdseg.encoder) == ("dual", "single")
-    assert {k: v for k, v in vars(diffaug).items() if k != "encoder"} == {k: v for k, v in vars(sdseg).items() if k != "encoder"}
+    assert {k: v for k, v in vars(diffaug).items() if k != "encoder"} == {
+        k: v for k, v in vars(sdseg).items() if k != "encoder"
+    }
     method = DiffAugSegmenter(DiffAugSegmenter.Config(autoencoder_path="models/{dataset}/autoencoder/model"))
     with pytest.raises(ValueError, match="train stage fills it"):
         method.fit(tiny_splits["train"], tiny_splits["val"], seed=0, out_dir=tmp_path, progress=False)

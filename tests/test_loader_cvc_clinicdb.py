@@ -58,7 +58,9 @@ def write_png16_rgb(path: Path, array: np.ndarray) -> None:
     height, width, _ = array.shape
     raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in array)
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
 
 
 def make_cvc(root: Path, frames=FRAMES, *, layout: str = "tif") -> Path:
@@ -105,7 +107,7 @@ def test_png_repackage_with_colour_masks_and_odd_image_modes(tmp_path):
     root = make_cvc(tmp_path / "cvc", frames=(1, 2, 3, 30), layout="png")
     folder = root / "PNG" / "Original"
     Image.fromarray(np.dstack([rgb(2), np.full((H, W), 7, np.uint8)]), "RGBA").save(folder / "2.png")
-    Image.fromarray((rgb(3)[..., 0].astype(np.uint16) * 257)).save(folder / "3.png")  # 16-bit grayscale
+    Image.fromarray(rgb(3)[..., 0].astype(np.uint16) * 257).save(folder / "3.png")  # 16-bit grayscale
     write_png16_rgb(folder / "30.png", rgb(30).astype(np.uint16) * 257)
     loader = subset_loader(root)
     records = {r.id: r for r in loader.records()}
@@ -143,7 +145,9 @@ def test_real_copy_must_hold_612_frames(tmp_path):
 
 
 def test_procedural_synth_polyp_still_loads(tmp_path):
-    table = generate(SynthPolypConfig(n_images=6, height=64, width=64, px_per_mm=2.0), 0, tmp_path / "synth", progress=False)
+    table = generate(
+        SynthPolypConfig(n_images=6, height=64, width=64, px_per_mm=2.0), 0, tmp_path / "synth", progress=False
+    )
     loader = CVCClinicDB(tmp_path / "synth")  # the sidecar gives the groups: no 612-frame rule
     records = loader.records()
     assert [r.id for r in records] == [str(i) for i in range(1, 7)]
@@ -231,7 +235,9 @@ def test_mask_of_another_size_is_named(tmp_path):
 def test_mask_without_polyp_is_named(tmp_path):
     root = make_cvc(tmp_path / "cvc", frames=(1, 2))
     tifffile.imwrite(root / "Ground Truth" / "1.tif", np.zeros((H, W), np.uint8), photometric="minisblack")
-    tifffile.imwrite(root / "Ground Truth" / "2.tif", (mask(2, stray=False) > 0).astype(np.uint8), photometric="minisblack")
+    tifffile.imwrite(
+        root / "Ground Truth" / "2.tif", (mask(2, stray=False) > 0).astype(np.uint8), photometric="minisblack"
+    )
     loader = subset_loader(root)
     first, second = loader.records()
     with pytest.raises(DatasetError, match=r"Ground Truth/1\.tif holds no polyp"):
@@ -243,19 +249,28 @@ def test_mask_without_polyp_is_named(tmp_path):
 # --- through prepare ----------------------------------------------------------------------------
 
 OPTIONS = PrepareOptions(
-    image_size=16, val_fraction=0.25, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0005
+    image_size=16,
+    val_fraction=0.25,
+    split_seed=0,
+    fundus_target="cup",
+    fundus_crop_scale=2.0,
+    min_lesion_fraction=0.0005,
 )
 
 
 @pytest.fixture
 def cvc_spec(monkeypatch):
-    spec = DatasetSpec(loader=CVCClinicDB, description="CVC fixture", test_fraction=1 / 3, loader_options=(("n_frames", None),))
+    spec = DatasetSpec(
+        loader=CVCClinicDB, description="CVC fixture", test_fraction=1 / 3, loader_options=(("n_frames", None),)
+    )
     monkeypatch.setitem(benchmark.data.DATASETS, "cvc_fixture", spec)
 
 
 def test_prepare_splits_by_sequence(tmp_path, cvc_spec):
     root = make_cvc(tmp_path / "cvc")
-    manifest = prepare_dataset("cvc_fixture", root, tmp_path / "prepared", tmp_path / "split.json", OPTIONS, progress=False)
+    manifest = prepare_dataset(
+        "cvc_fixture", root, tmp_path / "prepared", tmp_path / "split.json", OPTIONS, progress=False
+    )
     assert manifest["counts"] == {"train": 6, "val": 2, "test": 4} and manifest["n_images"] == 12
     table = pd.read_csv(tmp_path / "prepared" / "attributes.csv", dtype={"id": str, "group": str})
     sides = table.groupby("group")["split"].nunique()

@@ -33,9 +33,15 @@ OFFICIAL = {
     "T0002": ("Test400/T0002.jpg", "REFUGE-Test-GT/Disc_Cup_Masks/N/T0002.bmp", 9),
 }
 # The Kaggle re-package: (part folder, image, mask, cup height); stems collide across parts.
-REPACKAGED = [("train", "0001.jpg", "0001.bmp", 15), ("train", "0002.jpg", "0002.bmp", 8),
-              ("train", "case 3.png", "case 3.png", 12), ("val", "0001.jpg", "0001.png", 13), ("val", "0002.jpg", "0002.png", 6),
-              ("test", "0001.jpg", "0001.bmp", 14), ("test", "0002.jpg", "0002.bmp", 9)]  # fmt: skip
+REPACKAGED = [
+    ("train", "0001.jpg", "0001.bmp", 15),
+    ("train", "0002.jpg", "0002.bmp", 8),
+    ("train", "case 3.png", "case 3.png", 12),
+    ("val", "0001.jpg", "0001.png", 13),
+    ("val", "0002.jpg", "0002.png", 6),
+    ("test", "0001.jpg", "0001.bmp", 14),
+    ("test", "0002.jpg", "0002.bmp", 9),
+]
 
 
 def fundus(seed: int) -> np.ndarray:
@@ -97,7 +103,13 @@ def test_attributes_glaucoma_and_vcdr(tmp_path):
     table = loader.attributes().set_index("id")
     assert str(table["glaucoma"].dtype) == "boolean"
     assert table["glaucoma"].isna().to_dict() == {key: key.startswith("V") for key in OFFICIAL}
-    assert table["glaucoma"].dropna().to_dict() == {"T0001": True, "T0002": False, "g0001": True, "n0001": False, "n0002": False}
+    assert table["glaucoma"].dropna().to_dict() == {
+        "T0001": True,
+        "T0002": False,
+        "g0001": True,
+        "n0001": False,
+        "n0002": False,
+    }
     assert table["vcdr"].to_dict() == {key: cup / 24 for key, (_, _, cup) in OFFICIAL.items()}
     # vCDR is decoded once per mask, then cached
     record = next(r for r in loader.records() if r.id == "g0001")
@@ -167,7 +179,9 @@ def test_missing_root_and_empty_folders(tmp_path):
         REFUGE(tmp_path / "nowhere")
     for folder in ("Training400/Glaucoma", "Annotation-Training400/Disc_Cup_Masks/Glaucoma", "Test400"):
         (tmp_path / "empty" / folder).mkdir(parents=True)
-    expected = r"empty holds no images of any part: expected Training400/ with masks in Annotation-Training400/Disc_Cup_Masks/"
+    expected = (
+        r"empty holds no images of any part: expected Training400/ with masks in Annotation-Training400/Disc_Cup_Masks/"
+    )
     with pytest.raises(DatasetError, match=expected):
         REFUGE(tmp_path / "empty").records()
 
@@ -181,7 +195,9 @@ def test_unpaired_files_are_named(tmp_path):
     shutil.rmtree(root / "Training400")
     shutil.rmtree(root / "Annotation-Training400")
     (root / OFFICIAL["V0001"][0]).unlink()
-    with pytest.raises(DatasetError, match=r"without an image in .*REFUGE-Validation400, e\.g\. .*Disc_Cup_Masks/V0001\.bmp"):
+    with pytest.raises(
+        DatasetError, match=r"without an image in .*REFUGE-Validation400, e\.g\. .*Disc_Cup_Masks/V0001\.bmp"
+    ):
         REFUGE(root).records()
 
 
@@ -194,7 +210,9 @@ def test_duplicate_ids_and_junk_files(tmp_path):
     assert len(REFUGE(root).records()) == 7
     save(root / "Test400" / "g0001.jpg", fundus(0))
     save(root / "REFUGE-Test-GT/Disc_Cup_Masks/G/g0001.bmp", refuge_mask(10))
-    with pytest.raises(DatasetError, match=r"duplicate id 'g0001': .*Training400/Glaucoma/g0001\.jpg and .*Test400/g0001\.jpg"):
+    with pytest.raises(
+        DatasetError, match=r"duplicate id 'g0001': .*Training400/Glaucoma/g0001\.jpg and .*Test400/g0001\.jpg"
+    ):
         REFUGE(root).records()
 
 
@@ -226,8 +244,14 @@ def test_refuge2_parts_prefixed_ids_and_both_roots(tmp_path):
         records = loader.records()
         # "0001" is in every part, so every id carries its part folder (also "case 3", which is unique)
         assert [(r.id, r.part) for r in records] == [
-            ("test_0001", "test"), ("test_0002", "test"), ("train_0001", "train"), ("train_0002", "train"),
-            ("train_case 3", "train"), ("val_0001", "validation"), ("val_0002", "validation")]  # fmt: skip
+            ("test_0001", "test"),
+            ("test_0002", "test"),
+            ("train_0001", "train"),
+            ("train_0002", "train"),
+            ("train_case 3", "train"),
+            ("val_0001", "validation"),
+            ("val_0002", "validation"),
+        ]
     by_id = {r.id: r for r in records}
     np.testing.assert_array_equal(loader.read_label(by_id["val_0001"]), classes(13))  # .png mask
     np.testing.assert_array_equal(loader.read_image(by_id["train_case 3"]), fundus(2))  # .png image, name with a space
@@ -242,7 +266,11 @@ def test_refuge2_keeps_unique_stems_and_reads_masks_folder(tmp_path):
         save(base / part / "images" / f"{name}.jpg", fundus(cup))
         save(base / part / "masks" / f"{name}.png", np.repeat(refuge_mask(cup)[..., None], 3, axis=2))  # 3-channel
     loader = REFUGE2(base)
-    assert [(r.id, r.part) for r in loader.records()] == [("T0001", "test"), ("V0001", "validation"), ("g0001", "train")]
+    assert [(r.id, r.part) for r in loader.records()] == [
+        ("T0001", "test"),
+        ("V0001", "validation"),
+        ("g0001", "train"),
+    ]
     assert loader.attributes()["vcdr"].tolist() == [14 / 24, 13 / 24, 15 / 24]
 
 
@@ -265,10 +293,16 @@ def test_refuge2_errors_name_files_and_folders(tmp_path):
 
 
 def test_procedural_synth_fundus_still_loads(tmp_path):
-    table = generate(SynthFundusConfig(n_train=3, n_validation=2, n_test=2, size=64), 0, tmp_path / "synth", progress=False)
+    table = generate(
+        SynthFundusConfig(n_train=3, n_validation=2, n_test=2, size=64), 0, tmp_path / "synth", progress=False
+    )
     loader = REFUGE(tmp_path / "synth")
     records = loader.records()
-    assert sorted(r.id for r in records) == sorted(table["id"]) and {r.part for r in records} == {"train", "validation", "test"}
+    assert sorted(r.id for r in records) == sorted(table["id"]) and {r.part for r in records} == {
+        "train",
+        "validation",
+        "test",
+    }
     attributes = loader.attributes().set_index("id")  # the sidecar's glaucoma and vcdr...
     for record in records:
         label = loader.read_label(record)
@@ -282,10 +316,17 @@ def test_procedural_synth_fundus_still_loads(tmp_path):
 # --- through prepare ----------------------------------------------------------------------------
 
 OPTIONS = PrepareOptions(
-    image_size=16, val_fraction=0.4, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0005
+    image_size=16,
+    val_fraction=0.4,
+    split_seed=0,
+    fundus_target="cup",
+    fundus_crop_scale=2.0,
+    min_lesion_fraction=0.0005,
 )
-LOADERS = {"refuge": (REFUGE, make_refuge, "REFUGE-Validation400-GT/Disc_Cup_Masks/V0002.bmp"),
-           "refuge2": (REFUGE2, make_refuge2, "REFUGE2/val/mask/0002.png")}  # fmt: skip
+LOADERS = {
+    "refuge": (REFUGE, make_refuge, "REFUGE-Validation400-GT/Disc_Cup_Masks/V0002.bmp"),
+    "refuge2": (REFUGE2, make_refuge2, "REFUGE2/val/mask/0002.png"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))

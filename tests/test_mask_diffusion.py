@@ -5,7 +5,13 @@ import torch
 from resume_evidence import counting_optimizer_steps, resume_evidence
 
 from benchmark.methods.difftrans_network import DiffTransNetwork
-from benchmark.methods.mask_diffusion import map_condition, masks_to_diffusion, probabilities_from_samples, sample_masks, sampling_scheduler
+from benchmark.methods.mask_diffusion import (
+    map_condition,
+    masks_to_diffusion,
+    probabilities_from_samples,
+    sample_masks,
+    sampling_scheduler,
+)
 from benchmark.methods.mask_diffusion_layers import FFParser, LearnableGaussianSmoothing
 from benchmark.methods.medsegdiff_network import MedSegDiffNetwork, SpectrumSpaceAttention, UncertainSpatialAttention
 
@@ -45,7 +51,9 @@ class OracleDenoiser:
         alpha = self.alphas[timesteps][:, None, None, None]
         clean = condition["clean"]
         noise = (noisy - alpha.sqrt() * clean) / (1 - alpha).sqrt()
-        return {"epsilon": noise, "sample": clean, "v_prediction": alpha.sqrt() * noise - (1 - alpha).sqrt() * clean}[self.prediction_type]
+        return {"epsilon": noise, "sample": clean, "v_prediction": alpha.sqrt() * noise - (1 - alpha).sqrt() * clean}[
+            self.prediction_type
+        ]
 
 
 def indexed_images(count: int, size: int) -> torch.Tensor:
@@ -87,7 +95,9 @@ def test_ddim_with_the_true_target_recovers_the_mask(prediction_type):
     masks = disc_masks(3, 16)
     oracle = OracleDenoiser(masks, prediction_type)
     generator = torch.Generator().manual_seed(0)
-    mean = sample_masks(oracle, indexed_images(3, 16), steps=4, ensemble=2, generator=generator, prediction_type=prediction_type)
+    mean = sample_masks(
+        oracle, indexed_images(3, 16), steps=4, ensemble=2, generator=generator, prediction_type=prediction_type
+    )
     assert len(oracle.calls) == 4
     torch.testing.assert_close(probabilities_from_samples(mean), masks[:, 0], atol=1e-4, rtol=0)
 
@@ -95,11 +105,25 @@ def test_ddim_with_the_true_target_recovers_the_mask(prediction_type):
 def test_sampler_batches_the_ensemble_and_is_seeded():
     masks = disc_masks(5, 8)
     oracle = OracleDenoiser(masks)
-    first = sample_masks(oracle, indexed_images(5, 8), steps=3, ensemble=4, generator=torch.Generator().manual_seed(1), images_per_batch=2)
+    first = sample_masks(
+        oracle,
+        indexed_images(5, 8),
+        steps=3,
+        ensemble=4,
+        generator=torch.Generator().manual_seed(1),
+        images_per_batch=2,
+    )
     # images in batches of 2, 2, 1: each step sees images_per_batch x K samples; the condition is encoded once per batch
     assert oracle.encoded == [2, 2, 1]
     assert oracle.calls == [8] * 3 + [8] * 3 + [4] * 3
-    second = sample_masks(OracleDenoiser(masks), indexed_images(5, 8), steps=3, ensemble=4, generator=torch.Generator().manual_seed(1), images_per_batch=5)
+    second = sample_masks(
+        OracleDenoiser(masks),
+        indexed_images(5, 8),
+        steps=3,
+        ensemble=4,
+        generator=torch.Generator().manual_seed(1),
+        images_per_batch=5,
+    )
     torch.testing.assert_close(first, second)
 
 
@@ -116,7 +140,9 @@ def test_ensemble_mean_is_the_mean_of_single_samples():
     images = torch.zeros(2, 3, 8, 8)
     ensemble = sample_masks(ZeroNoise(), images, steps=2, ensemble=3, generator=torch.Generator().manual_seed(5))
     # the same draws, one sample per row: noise (N, K, ...) and (N * K, 1, ...) are the same numbers in the same order
-    singles = sample_masks(ZeroNoise(), torch.zeros(6, 3, 8, 8), steps=2, ensemble=1, generator=torch.Generator().manual_seed(5))
+    singles = sample_masks(
+        ZeroNoise(), torch.zeros(6, 3, 8, 8), steps=2, ensemble=1, generator=torch.Generator().manual_seed(5)
+    )
     torch.testing.assert_close(ensemble, singles.view(2, 3, 1, 8, 8).mean(dim=1))
     assert singles.view(2, 3, -1).std(dim=1).mean() > 0.1  # the members really differ
 
@@ -129,7 +155,14 @@ def test_map_condition_repeats_nested_tensors():
 
 @pytest.mark.parametrize("anchor_attention, ss_former_depth", [(False, 0), (True, 1)])
 def test_medsegdiff_network_shapes(anchor_attention, ss_former_depth):
-    network = MedSegDiffNetwork((8, 16, 32), (8, 16, 32), stem_stride=2, image_size=32, anchor_attention=anchor_attention, ss_former_depth=ss_former_depth)
+    network = MedSegDiffNetwork(
+        (8, 16, 32),
+        (8, 16, 32),
+        stem_stride=2,
+        image_size=32,
+        anchor_attention=anchor_attention,
+        ss_former_depth=ss_former_depth,
+    )
     condition = network.encode_condition(torch.randn(2, 3, 32, 32))
     assert condition["anchor_logits"].shape == (2, 1, 32, 32)
     assert [f.shape[-1] for f in condition["features"]] == [16, 8, 4]
@@ -166,9 +199,26 @@ def test_denoising_loss_targets_and_auxiliary_term():
         def forward(self, noisy, timesteps, condition):
             return masks * 2 - 1
 
-    loss, parts = denoising_loss(CleanPredictor(), torch.zeros(2, 3, 8, 8), masks, training_scheduler("sample"), torch.Generator().manual_seed(0), auxiliary_weight=1.0)
-    assert parts["diffusion_mse"] == 0 and 0 < parts["auxiliary"] < 0.01 and loss.item() == pytest.approx(parts["auxiliary"])
-    _, parts = denoising_loss(CleanPredictor(), torch.zeros(2, 3, 8, 8), masks, training_scheduler("epsilon"), torch.Generator().manual_seed(0))
+    loss, parts = denoising_loss(
+        CleanPredictor(),
+        torch.zeros(2, 3, 8, 8),
+        masks,
+        training_scheduler("sample"),
+        torch.Generator().manual_seed(0),
+        auxiliary_weight=1.0,
+    )
+    assert (
+        parts["diffusion_mse"] == 0
+        and 0 < parts["auxiliary"] < 0.01
+        and loss.item() == pytest.approx(parts["auxiliary"])
+    )
+    _, parts = denoising_loss(
+        CleanPredictor(),
+        torch.zeros(2, 3, 8, 8),
+        masks,
+        training_scheduler("epsilon"),
+        torch.Generator().manual_seed(0),
+    )
     assert parts["diffusion_mse"] > 0.5 and parts["auxiliary"] == 0  # the clean mask is not the noise
 
 
@@ -180,7 +230,9 @@ def _small(data, count: int = 8, size: int = 16):
     """The first ``count`` images, cropped to ``size`` pixels: enough for trainer mechanics."""
     from benchmark.data.prepared import SegmentationData
 
-    return SegmentationData(data.ids[:count], data.images[:count, :size, :size].copy(), data.masks[:count, :size, :size].copy())
+    return SegmentationData(
+        data.ids[:count], data.images[:count, :size, :size].copy(), data.masks[:count, :size, :size].copy()
+    )
 
 
 def test_trainer_resumes_an_interrupted_run_identically(tiny_splits, tmp_path):
@@ -192,7 +244,9 @@ def test_trainer_resumes_an_interrupted_run_identically(tiny_splits, tmp_path):
     def run(directory, validate):
         torch.manual_seed(0)
         network = _tiny_network()
-        log = train_mask_diffusion(network, train, config, seed=3, checkpoint_dir=directory, validate=validate, progress=False)
+        log = train_mask_diffusion(
+            network, train, config, seed=3, checkpoint_dir=directory, validate=validate, progress=False
+        )
         return network, log
 
     with counting_optimizer_steps() as reference_steps:
@@ -233,4 +287,12 @@ def test_trainer_stops_on_a_non_finite_loss(tiny_splits, tmp_path):
             return noisy * self.weight
 
     with pytest.raises(FloatingPointError, match="lower learning_rate"):
-        train_mask_diffusion(Exploding(), _small(tiny_splits["train"]), MaskDiffusionConfig(epochs=1), seed=0, checkpoint_dir=tmp_path, validate=lambda: 0.0, progress=False)
+        train_mask_diffusion(
+            Exploding(),
+            _small(tiny_splits["train"]),
+            MaskDiffusionConfig(epochs=1),
+            seed=0,
+            checkpoint_dir=tmp_path,
+            validate=lambda: 0.0,
+            progress=False,
+        )

@@ -40,7 +40,9 @@ def test_save_load_round_trip(trained, tiny_splits):
     cls, method, out = trained
     method.save(out / "saved")
     loaded = cls.load(out / "saved")
-    np.testing.assert_array_equal(method.predict(tiny_splits["test"].images), loaded.predict(tiny_splits["test"].images))
+    np.testing.assert_array_equal(
+        method.predict(tiny_splits["test"].images), loaded.predict(tiny_splits["test"].images)
+    )
 
 
 def test_load_rejects_other_method_folder(trained, tmp_path):
@@ -78,8 +80,11 @@ def test_equal_step_budget_takes_exactly_the_real_only_steps(name, tiny_splits, 
     cls = get_method(name)
     train = tiny_splits["train"]
     n_real = len(train)
-    bigger = SegmentationData(list(train.ids) + [f"s{k}_{i}" for k in range(2) for i in train.ids],
-                              np.concatenate([train.images] * 3), np.concatenate([train.masks] * 3))  # fmt: skip
+    bigger = SegmentationData(
+        list(train.ids) + [f"s{k}_{i}" for k in range(2) for i in train.ids],
+        np.concatenate([train.images] * 3),
+        np.concatenate([train.masks] * 3),
+    )
     config = budget_config(cls.smoke_config(), n_real, len(bigger), "equal_steps")
     assert config.epoch_size == n_real
     steps = collections.Counter()
@@ -97,8 +102,14 @@ def test_epoch_order_is_the_plain_permutation_unless_cut():
 
     from benchmark.methods.supervised import epoch_order
 
-    assert torch.equal(epoch_order(10, None, torch.Generator().manual_seed(3)), torch.randperm(10, generator=torch.Generator().manual_seed(3)))
-    assert torch.equal(epoch_order(10, 50, torch.Generator().manual_seed(3)), torch.randperm(10, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(
+        epoch_order(10, None, torch.Generator().manual_seed(3)),
+        torch.randperm(10, generator=torch.Generator().manual_seed(3)),
+    )
+    assert torch.equal(
+        epoch_order(10, 50, torch.Generator().manual_seed(3)),
+        torch.randperm(10, generator=torch.Generator().manual_seed(3)),
+    )
     cut = epoch_order(60, 10, torch.Generator().manual_seed(3))
     assert len(cut) == 10 and len(set(cut.tolist())) == 10 and 0 <= cut.min() and cut.max() < 60
     with pytest.raises(ValueError, match="epoch_size must be an int >= 1"):

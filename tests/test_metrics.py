@@ -106,14 +106,47 @@ NAN = float("nan")
     "pred_pixels, target_pixels, expected",
     [
         # empty prediction, 3 lesion pixels of 16: tp 0, fp 0, fn 3, tn 13 -> a missed lesion
-        ([], [(0, 0), (0, 1), (2, 2)],
-         {"dice": 0.0, "iou": 0.0, "sensitivity": 0.0, "specificity": 1.0, "fnr": 1.0, "target_pixels": 3, "predicted_pixels": 0}),
+        (
+            [],
+            [(0, 0), (0, 1), (2, 2)],
+            {
+                "dice": 0.0,
+                "iou": 0.0,
+                "sensitivity": 0.0,
+                "specificity": 1.0,
+                "fnr": 1.0,
+                "target_pixels": 3,
+                "predicted_pixels": 0,
+            },
+        ),
         # empty truth, 2 predicted pixels of 16: tp 0, fp 2, fn 0, tn 14 -> recall undefined, specificity 14/16
-        ([(1, 1), (3, 0)], [],
-         {"dice": 0.0, "iou": 0.0, "sensitivity": NAN, "specificity": 14 / 16, "fnr": NAN, "target_pixels": 0, "predicted_pixels": 2}),
+        (
+            [(1, 1), (3, 0)],
+            [],
+            {
+                "dice": 0.0,
+                "iou": 0.0,
+                "sensitivity": NAN,
+                "specificity": 14 / 16,
+                "fnr": NAN,
+                "target_pixels": 0,
+                "predicted_pixels": 2,
+            },
+        ),
         # both empty: tp 0, fp 0, fn 0, tn 16 -> a perfect negative (Dice = IoU = 1), recall undefined
-        ([], [],
-         {"dice": 1.0, "iou": 1.0, "sensitivity": NAN, "specificity": 1.0, "fnr": NAN, "target_pixels": 0, "predicted_pixels": 0}),
+        (
+            [],
+            [],
+            {
+                "dice": 1.0,
+                "iou": 1.0,
+                "sensitivity": NAN,
+                "specificity": 1.0,
+                "fnr": NAN,
+                "target_pixels": 0,
+                "predicted_pixels": 0,
+            },
+        ),
     ],
     ids=["empty-prediction", "empty-truth", "both-empty"],
 )
@@ -128,5 +161,15 @@ def test_per_image_metrics_on_empty_masks(pred_pixels, target_pixels, expected):
 def test_per_image_metrics_on_all_foreground_truth():
     """No negative pixel: specificity is undefined (NaN); a full prediction is otherwise perfect."""
     full = np.ones((4, 4), bool)
-    _assert_row(per_image_metrics(full, full),
-                {"dice": 1.0, "iou": 1.0, "sensitivity": 1.0, "specificity": NAN, "fnr": 0.0, "target_pixels": 16, "predicted_pixels": 16})  # fmt: skip
+    _assert_row(
+        per_image_metrics(full, full),
+        {
+            "dice": 1.0,
+            "iou": 1.0,
+            "sensitivity": 1.0,
+            "specificity": NAN,
+            "fnr": 0.0,
+            "target_pixels": 16,
+            "predicted_pixels": 16,
+        },
+    )

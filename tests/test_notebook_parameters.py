@@ -47,21 +47,32 @@ def test_no_number_literals_outside_the_parameters_cell(name):
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     for cell in code[1:]:
         source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith("%"))
-        literals = [node.value for node in ast.walk(ast.parse(source))
-                    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, complex)) and not isinstance(node.value, bool)]  # fmt: skip
-        assert not literals, f"notebooks/{name}.ipynb: numeric literal(s) {literals} in a code cell; move them to params or tested code"
+        literals = [
+            node.value
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float, complex))
+            and not isinstance(node.value, bool)
+        ]
+        assert not literals, (
+            f"notebooks/{name}.ipynb: numeric literal(s) {literals} in a code cell; move them to params or tested code"
+        )
 
 
 # --- numbers in prose and strings that restate params.yaml ---------------------------------------------
 
 PARAMS_FILES = ("params.yaml", "params_paper.yaml")
 # Words that tie a number to a configured value; a restated value must sit within WINDOW characters of one.
-CONFIG_WORDS = re.compile(r"steps?\b|epochs?\b|seeds?\b|ensembl|samples?\b|resampl|bootstrap|θ|theta|volumes?\b|iou\b|threshold",
-                          re.IGNORECASE)  # fmt: skip
+CONFIG_WORDS = re.compile(
+    r"steps?\b|epochs?\b|seeds?\b|ensembl|samples?\b|resampl|bootstrap|θ|theta|volumes?\b|iou\b|threshold",
+    re.IGNORECASE,
+)
 WINDOW = 20
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\d)")
 # References, not values: "Table 2", "Fig. 3", "eq. 7", "eqs. 10–12", "Section 4".
-REFERENCE = re.compile(r"(?:tables?|fig(?:ure)?s?\.?|eqs?\.|equations?|sections?|§)\s*(?:\d+\s*[–,-]\s*)?$", re.IGNORECASE)
+REFERENCE = re.compile(
+    r"(?:tables?|fig(?:ure)?s?\.?|eqs?\.|equations?|sections?|§)\s*(?:\d+\s*[–,-]\s*)?$", re.IGNORECASE
+)
 # Significance levels and p-values: "p < 0.05", "α = 0.01".
 SIGNIFICANCE = re.compile(r"(?:\bp\s*[<=≤>]|α\s*[<=≤]?)\s*$")
 
@@ -97,7 +108,11 @@ def _cell_texts(notebook: dict) -> list[tuple[int, str]]:
             if seen_code == 1:  # the parameters cell: literals belong there
                 continue
             code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("%"))
-            texts += [(index, node.value) for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+            texts += [
+                (index, node.value)
+                for node in ast.walk(ast.parse(code))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            ]
     return texts
 
 
@@ -128,19 +143,43 @@ def test_the_restated_value_check_flags_only_configured_numbers(tmp_path, monkey
     """The checker itself, on a notebook written here: what it flags and what it lets through."""
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "params.yaml").write_text("train:\n  steps: 10\n  ensemble: 5\n  theta: 0.7\n  gallery: 3\n  years: [2024]\n  flag: 1\n")
+    (tmp_path / "params.yaml").write_text(
+        "train:\n  steps: 10\n  ensemble: 5\n  theta: 0.7\n  gallery: 3\n  years: [2024]\n  flag: 1\n"
+    )
     (tmp_path / "params_paper.yaml").write_text("train:\n  epochs: 300\n")
     cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ['title = "10 DDIM steps"\n']},  # parameters cell: allowed
-        {"cell_type": "markdown", "metadata": {}, "source": ["Table 2 with 10 DDIM steps and a 5-sample ensemble (2024, eq. 7)."]},
-        {"cell_type": "markdown", "metadata": {}, "source": ["The 95 % CI over 3 seeds; 1 step; trained 300 epochs at θ = 0.7."]},
-        {"cell_type": "code", "metadata": {}, "source": ['print(f"{value:.1%} after {steps} steps", "gate: IoU > 0.7")\n']},
-        {"cell_type": "markdown", "metadata": {}, "source": ["See Table 10 and 5 figures of the appendix. With 3 seeds, p < 0.7."]},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": ['title = "10 DDIM steps"\n'],
+        },  # parameters cell: allowed
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": ["Table 2 with 10 DDIM steps and a 5-sample ensemble (2024, eq. 7)."],
+        },
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": ["The 95 % CI over 3 seeds; 1 step; trained 300 epochs at θ = 0.7."],
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": ['print(f"{value:.1%} after {steps} steps", "gate: IoU > 0.7")\n'],
+        },
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": ["See Table 10 and 5 figures of the appendix. With 3 seeds, p < 0.7."],
+        },
     ]
     (tmp_path / "notebooks" / "demo.ipynb").write_text(json.dumps({"cells": cells}))
     found = [(cell, snippet) for _, cell, snippet in restated_params_values(["demo"])]
     assert [cell for cell, _ in found] == [1, 1, 2, 2, 2, 3, 4], found
-    assert found[-1][1].startswith("the appendix. With 3 seeds")  # the 3 next to "seeds": not Table 10, 5 figures or p < 0.7
+    assert found[-1][1].startswith(
+        "the appendix. With 3 seeds"
+    )  # the 3 next to "seeds": not Table 10, 5 figures or p < 0.7
 
 
 def test_no_params_value_restated_in_markdown_or_strings():

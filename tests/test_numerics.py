@@ -149,9 +149,30 @@ def test_a_real_stage_started_without_the_hash_seed_runs_with_it(tmp_path):
     log = tmp_path / "seeds.txt"
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
     environment.update(PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}", SEED_LOG=str(log))
-    subprocess.run([sys.executable, "-m", "benchmark.stages.procedural", "--help"], check=True, capture_output=True,
-                   cwd=ROOT, env=environment)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "benchmark.stages.procedural", "--help"],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        env=environment,
+    )
     assert log.read_text().split() == ["-", "0"]
     log.unlink()
     subprocess.run([sys.executable, "-c", "import benchmark.stages"], check=True, cwd=ROOT, env=environment)
     assert log.read_text().split() == ["-"]
+
+
+@pytest.mark.parametrize("inherited", [False, True])
+def test_an_early_numpy_is_named_only_when_its_level_was_not_inherited(inherited):
+    """A papermill kernel imports NumPy before the notebook imports ``benchmark``; it inherits the
+    pinned environment from the report stage, so no warning; a plain process that imports NumPy first
+    is warned about."""
+    environment = {key: value for key, value in os.environ.items() if key not in PINNED_KEYS}
+    if inherited:
+        environment.update(numerics.NUMPY_ENVIRONMENT)
+    script = "import warnings; warnings.simplefilter('always'); import numpy; import benchmark; print(benchmark.numerics.describe())"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("numpy was imported before the benchmark package" in done.stderr) is not inherited

@@ -15,7 +15,11 @@ PAPER = ROOT / "params_paper.yaml"
 
 BASELINES = ("unet", "resnet50_unet", "transunet", "medsegdiff_v1", "medsegdiff_v2", "difftrans")
 #: every cell of the augmentation x architecture matrix that is not a bare Table 2 run, and the Table 6 runs
-MATRIX = tuple(f"{method}+{data}" for method in BASELINES for data in ("noaug", "diffaug")) + ("sdseg+standard", "sdseg+diffaug", "diffaug+standard")
+MATRIX = tuple(f"{method}+{data}" for method in BASELINES for data in ("noaug", "diffaug")) + (
+    "sdseg+standard",
+    "sdseg+diffaug",
+    "diffaug+standard",
+)
 TABLE6 = ("diffaug+diffaug_notext", "diffaug+diffaug_unvalidated", "diffaug+diffaug_basic", "diffaug+real")
 
 
@@ -37,12 +41,21 @@ def test_same_sections_and_keys_as_the_default():
     default, paper = yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(PAPER.read_text())
     assert set(paper) == set(default)
     # dataset names under prepare.datasets differ by design (real datasets instead of procedural ones)
-    missing = [".".join(path) for path in _key_paths(default) if path[:2] != ("prepare", "datasets") and path not in set(_key_paths(paper))]
+    missing = [
+        ".".join(path)
+        for path in _key_paths(default)
+        if path[:2] != ("prepare", "datasets") and path not in set(_key_paths(paper))
+    ]
     assert not missing, f"params_paper.yaml lacks keys of params.yaml: {missing}"
 
 
 def test_paper_settings(sections):
-    prepare, autoencoder, generator, synthesize = sections["prepare"], sections["autoencoder"], sections["generator"], sections["synthesize"]
+    prepare, autoencoder, generator, synthesize = (
+        sections["prepare"],
+        sections["autoencoder"],
+        sections["generator"],
+        sections["synthesize"],
+    )
     assert prepare.image_size == 256
     # f = 8 (SD / SDXL VAE): 256 x 256 -> 4 x 32 x 32 latents
     factor = 2 ** (len(autoencoder.block_out_channels) - 1)

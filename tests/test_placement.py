@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from benchmark.generators.placement import (donor_components, field_of_view, fundus_allowed_region, place_mask,
-                                            polyp_allowed_region, transform_component, union_label, vertical_cdr)  # fmt: skip
+from benchmark.generators.placement import (
+    donor_components,
+    field_of_view,
+    fundus_allowed_region,
+    place_mask,
+    polyp_allowed_region,
+    transform_component,
+    union_label,
+    vertical_cdr,
+)
 
 
 def test_field_of_view_excludes_black_border_and_erodes():
@@ -47,7 +55,9 @@ def test_place_mask_stays_inside_allowed_and_is_reproducible():
 
 def test_place_mask_near_target_and_none_when_impossible():
     allowed = np.ones((40, 40), bool)
-    placement = place_mask(np.ones((4, 4), bool), allowed, np.random.default_rng(0), target=(20.0, 10.0), max_offset_px=1.5)
+    placement = place_mask(
+        np.ones((4, 4), bool), allowed, np.random.default_rng(0), target=(20.0, 10.0), max_offset_px=1.5
+    )
     assert abs(placement.centre[0] - 20) <= 1.5 and abs(placement.centre[1] - 10) <= 1.5
     tiny = np.zeros((40, 40), bool)
     tiny[0, 0] = True

@@ -59,7 +59,7 @@ def _jobs(n: int, size: int = 4) -> list[Jobs]:
         count = min(3, n - start)
         labels = (rng.random((count, size, size)) > 0.5).astype(np.uint8)
         table = pd.DataFrame({"job": np.arange(start, start + count), "seed": np.arange(start, start + count)})
-        batches.append(Jobs(table, np.zeros((count, size, size, 3), np.uint8), labels, labels))
+        batches.append(Jobs(table, np.zeros((count, size, size, 3), np.uint8), labels, labels, np.ones_like(labels)))
     return batches
 
 
@@ -86,8 +86,16 @@ def _fake_batch(jobs: Jobs):
 def test_loop_with_workers_accepts_the_same_samples_as_the_serial_loop(workers):
     serial = run_loop(_fake_generate, _fake_segment, iter(_jobs(20)), target=5, theta=0.5, progress=False)
     with WorkerPool(workers, 1) as pool:
-        parallel = run_loop(None, None, iter(_jobs(20)), target=5, theta=0.5, progress=False,
-                            submit=lambda jobs: pool.submit(_fake_batch, jobs), lookahead=4)  # fmt: skip
+        parallel = run_loop(
+            None,
+            None,
+            iter(_jobs(20)),
+            target=5,
+            theta=0.5,
+            progress=False,
+            submit=lambda jobs: pool.submit(_fake_batch, jobs),
+            lookahead=4,
+        )
     # even seeds are accepted; 5 accepted needs seeds 0..8, i.e. the first 3 batches (9 jobs)
     for table in (serial[0], parallel[0]):
         assert table["seed"].tolist() == list(range(9))

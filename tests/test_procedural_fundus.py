@@ -69,7 +69,13 @@ def test_vertical_cdr_hand_made_maps():
 
 def test_stratum_boundaries():
     assert [stratum_of(v) for v in (0.25, 0.4999, 0.5, 0.5999, 0.6, 0.85)] == [
-        "normal", "normal", "early", "early", "advanced", "advanced"]  # fmt: skip
+        "normal",
+        "normal",
+        "early",
+        "early",
+        "advanced",
+        "advanced",
+    ]
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -146,11 +152,17 @@ def test_layout_matches_refuge(dataset):
     for row in table.itertuples():
         if row.part == "train":
             folder = "Glaucoma" if row.glaucoma else "Non-Glaucoma"
-            image, mask = f"Training400/{folder}/{row.id}.jpg", f"Annotation-Training400/Disc_Cup_Masks/{folder}/{row.id}.bmp"
+            image, mask = (
+                f"Training400/{folder}/{row.id}.jpg",
+                f"Annotation-Training400/Disc_Cup_Masks/{folder}/{row.id}.bmp",
+            )
         elif row.part == "validation":
             image, mask = f"REFUGE-Validation400/{row.id}.jpg", f"REFUGE-Validation400-GT/Disc_Cup_Masks/{row.id}.bmp"
         else:
-            image, mask = f"Test400/{row.id}.jpg", f"REFUGE-Test-GT/Disc_Cup_Masks/{'G' if row.glaucoma else 'N'}/{row.id}.bmp"
+            image, mask = (
+                f"Test400/{row.id}.jpg",
+                f"REFUGE-Test-GT/Disc_Cup_Masks/{'G' if row.glaucoma else 'N'}/{row.id}.bmp",
+            )
         assert (row.image, row.mask) == (image, mask)
         assert (row.normal_image, row.normal_mask) == (f"Normal/{row.id}.jpg", f"Normal/{row.id}.bmp")
         expected |= {image, mask, row.normal_image, row.normal_mask}
@@ -266,7 +278,9 @@ def test_an_image_does_not_depend_on_other_images(dataset, tmp_path):
     for row in subset.itertuples():
         assert row.image == full.loc[row.id, "image"]
         for column in ("image", "mask", "normal_image", "normal_mask"):
-            assert (tmp_path / "subset" / getattr(row, column)).read_bytes() == (root / full.loc[row.id, column]).read_bytes()
+            assert (tmp_path / "subset" / getattr(row, column)).read_bytes() == (
+                root / full.loc[row.id, column]
+            ).read_bytes()
 
 
 def test_generate_replaces_an_existing_folder(tmp_path):

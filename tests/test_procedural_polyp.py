@@ -28,11 +28,36 @@ from benchmark.utils.seeding import numpy_rng
 SMALL = SynthPolypConfig(n_images=24, height=96, width=128, px_per_mm=2.0)
 FOLDERS = ("Original", "Ground Truth", "Normal")
 CVC_RANGES = [
-    (1, 25), (26, 50), (51, 67), (68, 78), (79, 103), (104, 126), (127, 151), (152, 177),
-    (178, 199), (200, 205), (206, 227), (228, 252), (253, 277), (278, 297), (298, 317),
-    (318, 342), (343, 363), (364, 383), (384, 408), (409, 428), (429, 447), (448, 466),
-    (467, 478), (479, 503), (504, 528), (529, 546), (547, 571), (572, 591), (592, 612),
-]  # fmt: skip
+    (1, 25),
+    (26, 50),
+    (51, 67),
+    (68, 78),
+    (79, 103),
+    (104, 126),
+    (127, 151),
+    (152, 177),
+    (178, 199),
+    (200, 205),
+    (206, 227),
+    (228, 252),
+    (253, 277),
+    (278, 297),
+    (298, 317),
+    (318, 342),
+    (343, 363),
+    (364, 383),
+    (384, 408),
+    (409, 428),
+    (429, 447),
+    (448, 466),
+    (467, 478),
+    (479, 503),
+    (504, 528),
+    (529, 546),
+    (547, 571),
+    (572, 591),
+    (592, 612),
+]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +145,9 @@ def test_table_attributes_are_the_frame_streams_first_draws(runs):
 def test_sequences_follow_cvc_clinicdb():
     sequences = sequence_of_frames(612)
     assert sequences.shape == (612,) and np.issubdtype(sequences.dtype, np.integer)
-    ranges = [(int(np.flatnonzero(sequences == k)[0]) + 1, int(np.flatnonzero(sequences == k)[-1]) + 1) for k in range(1, 30)]
+    ranges = [
+        (int(np.flatnonzero(sequences == k)[0]) + 1, int(np.flatnonzero(sequences == k)[-1]) + 1) for k in range(1, 30)
+    ]
     assert ranges == CVC_RANGES
     assert ranges[0] == (1, 25) and ranges[-1] == (592, 612) and sequences.max() == 29
 
@@ -154,8 +181,11 @@ def test_attribute_strata_and_rates():
     assert abs(table["small"].mean() - config.p_small) < 0.03
     assert abs(table["flat"].mean() - config.p_flat) < 0.03
     assert abs((table["paris_type"] == "pedunculated").mean() - config.p_pedunculated) < 0.04
-    for column, values in (("paris_type", {"pedunculated", "sessile", "flat"}), ("surface", {"smooth", "lobulated", "irregular"}),
-                           ("vascular_pattern", {"faint", "regular", "irregular"})):  # fmt: skip
+    for column, values in (
+        ("paris_type", {"pedunculated", "sessile", "flat"}),
+        ("surface", {"smooth", "lobulated", "irregular"}),
+        ("vascular_pattern", {"faint", "regular", "irregular"}),
+    ):
         assert set(table[column]) == values
     by_type = table.groupby("paris_type")["height_mm"]
     assert by_type.max()["flat"] < 1.0 < by_type.mean()["sessile"] < by_type.mean()["pedunculated"]
@@ -188,11 +218,19 @@ def test_recorded_diameter_matches_the_mask(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("n_images", 0), ("n_images", 2.5), ("height", 31), ("width", 16), ("px_per_mm", 0.0),
-        ("p_small", -0.1), ("p_small", 1.5), ("p_flat", 1.5), ("p_pedunculated", float("nan")),
-        ("max_diameter_mm", 4.0), ("max_diameter_mm", 40.0),
+        ("n_images", 0),
+        ("n_images", 2.5),
+        ("height", 31),
+        ("width", 16),
+        ("px_per_mm", 0.0),
+        ("p_small", -0.1),
+        ("p_small", 1.5),
+        ("p_flat", 1.5),
+        ("p_pedunculated", float("nan")),
+        ("max_diameter_mm", 4.0),
+        ("max_diameter_mm", 40.0),
     ],
-)  # fmt: skip
+)
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=rf"synth_polyp\.{field} must be"):
         SynthPolypConfig(**{field: value})
@@ -220,14 +258,23 @@ def test_test_world_has_its_own_seed_and_sequences(tmp_path):
     config = dataclasses.replace(SMALL, n_images=12, test_sequences=4, test_frames=2)
     table = generate(config, 0, tmp_path / "a", test_seed=7, progress=False)
     test = table[table["part"] == "test"]
-    assert len(test) == 8 and test["sequence"].nunique() == 4 and set(test["sequence"]).isdisjoint(table.loc[table["part"] == "train", "sequence"])
+    assert (
+        len(test) == 8
+        and test["sequence"].nunique() == 4
+        and set(test["sequence"]).isdisjoint(table.loc[table["part"] == "train", "sequence"])
+    )
     assert test.groupby("sequence").size().eq(2).all()
     other_training_seed = generate(config, 1, tmp_path / "b", test_seed=7, progress=False)
     other_test_seed = generate(config, 0, tmp_path / "c", test_seed=8, progress=False)
 
     def same(folder_x, folder_y, ids) -> bool:
-        return all(np.array_equal(tifffile.imread(tmp_path / folder_x / "Original" / f"{i}.tif"),
-                                  tifffile.imread(tmp_path / folder_y / "Original" / f"{i}.tif")) for i in ids)  # fmt: skip
+        return all(
+            np.array_equal(
+                tifffile.imread(tmp_path / folder_x / "Original" / f"{i}.tif"),
+                tifffile.imread(tmp_path / folder_y / "Original" / f"{i}.tif"),
+            )
+            for i in ids
+        )
 
     test_ids, train_ids = list(test["id"]), list(table.loc[table["part"] == "train", "id"])
     assert same("a", "b", test_ids) and not same("a", "b", train_ids)  # the training seed never touches the test world
@@ -236,8 +283,17 @@ def test_test_world_has_its_own_seed_and_sequences(tmp_path):
     with pytest.raises(ValueError, match="test_seed"):
         generate(config, 0, tmp_path / "d", progress=False)
 
-    options = PrepareOptions(image_size=16, val_fraction=0.25, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0)
-    manifest = prepare_dataset("synth_polyp", tmp_path / "a", tmp_path / "prepared", tmp_path / "split.json", options, progress=False)
+    options = PrepareOptions(
+        image_size=16,
+        val_fraction=0.25,
+        split_seed=0,
+        fundus_target="cup",
+        fundus_crop_scale=2.0,
+        min_lesion_fraction=0.0,
+    )
+    manifest = prepare_dataset(
+        "synth_polyp", tmp_path / "a", tmp_path / "prepared", tmp_path / "split.json", options, progress=False
+    )
     split = json.loads((tmp_path / "split.json").read_text())
     assert sorted(split["test"]) == sorted(test_ids) and manifest["counts"]["test"] == 8
     assert manifest["split_protocol"] == DATASETS["synth_polyp"].test_world_protocol

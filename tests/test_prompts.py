@@ -17,13 +17,39 @@ from benchmark.generators.prompts import (
     prompt_for,
 )
 
-SMALL_SESSILE = {"diameter_mm": 4.37, "small": True, "paris_type": "sessile", "flat": False, "surface": "smooth",
-                 "vascular_pattern": "faint", "height_mm": 1.8, "target_area_fraction": 0.01}  # fmt: skip
-LARGE_PEDUNCULATED = {"diameter_mm": 13.9, "small": False, "paris_type": "pedunculated", "flat": False,
-                      "surface": "irregular", "vascular_pattern": "irregular", "height_mm": 12.0}  # fmt: skip
-FLAT = {"diameter_mm": 7.2, "small": False, "paris_type": "flat", "flat": True, "surface": "lobulated",
-        "vascular_pattern": "regular", "height_mm": 0.5}  # fmt: skip
-REAL_POLYP = {"id": "cju0qkwl35piu0993l0dewei2", "target_area_fraction": 0.21, "n_lesions": 1}  # CVC / Kvasir without Sessile
+SMALL_SESSILE = {
+    "diameter_mm": 4.37,
+    "small": True,
+    "paris_type": "sessile",
+    "flat": False,
+    "surface": "smooth",
+    "vascular_pattern": "faint",
+    "height_mm": 1.8,
+    "target_area_fraction": 0.01,
+}
+LARGE_PEDUNCULATED = {
+    "diameter_mm": 13.9,
+    "small": False,
+    "paris_type": "pedunculated",
+    "flat": False,
+    "surface": "irregular",
+    "vascular_pattern": "irregular",
+    "height_mm": 12.0,
+}
+FLAT = {
+    "diameter_mm": 7.2,
+    "small": False,
+    "paris_type": "flat",
+    "flat": True,
+    "surface": "lobulated",
+    "vascular_pattern": "regular",
+    "height_mm": 0.5,
+}
+REAL_POLYP = {
+    "id": "cju0qkwl35piu0993l0dewei2",
+    "target_area_fraction": 0.21,
+    "n_lesions": 1,
+}  # CVC / Kvasir without Sessile
 SESSILE_MEMBER = {"id": "cju1", "target_area_fraction": 0.03, "flat": True}
 EARLY_FUNDUS = {"vcdr": 0.55, "stratum": "early", "rim_thinning": "inferior", "glaucoma": True}
 ADVANCED_FUNDUS = {"vcdr": 0.72, "stratum": "advanced", "rim_thinning": "diffuse", "glaucoma": True}
@@ -31,8 +57,11 @@ REAL_FUNDUS = pd.Series({"id": "V0001", "vcdr": 0.41, "glaucoma": pd.NA, "target
 POLYPS = [SMALL_SESSILE, LARGE_PEDUNCULATED, FLAT, REAL_POLYP, SESSILE_MEMBER]
 FUNDI = [EARLY_FUNDUS, ADVANCED_FUNDUS, REAL_FUNDUS]
 # words a stated attribute must show in the prompt
-VASCULAR_WORDS = {"faint": ("faint", "barely visible"), "regular": ("visible capillary", "regular capillary"),
-                  "irregular": ("irregular vascular", "irregular vessels")}  # fmt: skip
+VASCULAR_WORDS = {
+    "faint": ("faint", "barely visible"),
+    "regular": ("visible capillary", "regular capillary"),
+    "irregular": ("irregular vascular", "irregular vessels"),
+}
 
 
 def draws(modality, attributes, n=40, seed=0, variant="diverse"):
@@ -50,7 +79,9 @@ def test_basic_prompt_is_fixed_and_ignores_attributes(modality):
     assert prompt_and_attributes(modality, FLAT, variant="basic", rng=rng)[1] == {}
 
 
-@pytest.mark.parametrize(("modality", "attributes"), [("polyp", row) for row in POLYPS] + [("fundus", row) for row in FUNDI])
+@pytest.mark.parametrize(
+    ("modality", "attributes"), [("polyp", row) for row in POLYPS] + [("fundus", row) for row in FUNDI]
+)
 def test_diverse_prompts_vary_and_are_seeded(modality, attributes):
     prompts = draws(modality, attributes)
     assert len(set(prompts)) >= 4
@@ -114,16 +145,24 @@ def test_stated_attributes_match_the_text(modality, rows):
             text, stated = prompt_and_attributes(modality, row, variant="diverse", rng=rng)
             assert stated.items() <= known.items()
             checks = {
-                "size_mm": lambda v: f"{v} mm" in text, "size_bin": lambda v: v in text,
-                "size_word": lambda v: v in text, "morphology": lambda v: v in text, "surface": lambda v: v in text,
+                "size_mm": lambda v: f"{v} mm" in text,
+                "size_bin": lambda v: v in text,
+                "size_word": lambda v: v in text,
+                "morphology": lambda v: v in text,
+                "surface": lambda v: v in text,
                 "vascular_pattern": lambda v: any(w in text for w in VASCULAR_WORDS[v]),
-                "cup_stratum": lambda v: {"normal": "physiological"}.get(v, v) in text, "cdr": lambda v: f"cup-to-disc ratio {v:.1f}" in text,
+                "cup_stratum": lambda v: {"normal": "physiological"}.get(v, v) in text,
+                "cdr": lambda v: f"cup-to-disc ratio {v:.1f}" in text,
                 "rim_thinning": lambda v: f"{v} " in text and "rim thinning" in text,
-            }  # fmt: skip
+            }
             for key, value in stated.items():
                 assert checks[key](value), (key, value, text)
-            absent = {"surface": ("surface",), "vascular_pattern": ("vascul", "capillar", "vessels"),
-                      "cdr": ("ratio",), "rim_thinning": ("thinning",)}  # fmt: skip
+            absent = {
+                "surface": ("surface",),
+                "vascular_pattern": ("vascul", "capillar", "vessels"),
+                "cdr": ("ratio",),
+                "rim_thinning": ("thinning",),
+            }
             for key, words in absent.items():
                 assert key in stated or not any(word in text for word in words), (key, text)
     # the same draws as prompt_for

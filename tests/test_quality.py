@@ -24,7 +24,9 @@ def images(n, seed, shift=0):
 
 
 def test_encoder_modules_follow_the_unet_levels(unet_folder):
-    extractor = domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder))
+    extractor = domain.UNetEncoderFeatures(
+        domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder)
+    )
     levels = extractor.levels(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
     assert [level.shape[1] for level in levels] == [8, 16, 32]
     assert [level.shape[-1] for level in levels] == [16, 8, 8]  # strided down blocks, then the bottom block
@@ -51,10 +53,22 @@ def test_registered_extractor_runs_inside_torch_fidelity_and_agrees(unet_folder)
         def __getitem__(self, index):
             return self.array[index]
 
-    metrics = torch_fidelity.calculate_metrics(input1=Set(a), input2=Set(b), fid=True, kid=True, kid_subset_size=20, cuda=False,
-                                               feature_extractor=domain.EXTRACTOR_NAME, feature_extractor_weights_path=str(unet_folder),
-                                               save_cpu_ram=True, verbose=False, cache=False)  # fmt: skip
-    extractor = domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder))
+    metrics = torch_fidelity.calculate_metrics(
+        input1=Set(a),
+        input2=Set(b),
+        fid=True,
+        kid=True,
+        kid_subset_size=20,
+        cuda=False,
+        feature_extractor=domain.EXTRACTOR_NAME,
+        feature_extractor_weights_path=str(unet_folder),
+        save_cpu_ram=True,
+        verbose=False,
+        cache=False,
+    )
+    extractor = domain.UNetEncoderFeatures(
+        domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder)
+    )
     ours = fidelity.fid(fidelity.extract_features(extractor, a), fidelity.extract_features(extractor, b))
     assert ours == pytest.approx(metrics["frechet_inception_distance"], rel=1e-4)
 
@@ -74,14 +88,18 @@ def test_fid_zero_on_identical_sets_and_subsets_bracket_the_mean():
 
 
 def test_nearest_domain_distance_equals_brute_force(unet_folder):
-    extractor = domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder))
+    extractor = domain.UNetEncoderFeatures(
+        domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet_folder)
+    )
     generated, reference = images(5, 2), images(4, 3, shift=20)
     reference[2] = generated[1]  # an exact copy: distance 0
     fast = fidelity.nearest_domain_distance(extractor, generated, reference, batch_size=3)
     slow = []
     for g in generated:
-        pairs = domain.lpips_style_distance(extractor.levels(fidelity.to_tensor(np.repeat(g[None], len(reference), 0))),
-                                            extractor.levels(fidelity.to_tensor(reference)))  # fmt: skip
+        pairs = domain.lpips_style_distance(
+            extractor.levels(fidelity.to_tensor(np.repeat(g[None], len(reference), 0))),
+            extractor.levels(fidelity.to_tensor(reference)),
+        )
         slow.append(float(pairs.min()))
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-7)
     assert fast[1] == pytest.approx(0.0, abs=1e-6)

@@ -22,7 +22,9 @@ def test_params_sections_mirror_stage_names():
     # and "evaluate": the scoring step that train@<dataset> runs on every seed it trains
     steps = {"evaluate"}
     assert "evaluate" in pipeline["stages"]["train"]["do"]["params"]
-    assert set(params) <= stages | families | steps, f"params sections without a stage: {set(params) - stages - families - steps}"
+    assert set(params) <= stages | families | steps, (
+        f"params sections without a stage: {set(params) - stages - families - steps}"
+    )
     assert set(SECTIONS) == set(params)
 
 
@@ -30,7 +32,9 @@ def test_stage_commands_use_the_stage_modules():
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     for name, stage in pipeline["stages"].items():
         command = (stage.get("do") or stage)["cmd"]
-        module = name.removeprefix("ablation_")  # the studies rerun the generator, synthesize, train and evaluate stages
+        module = name.removeprefix(
+            "ablation_"
+        )  # the studies rerun the generator, synthesize, train and evaluate stages
         assert command.startswith(f"python -m benchmark.stages.{module}"), f"{name}: {command}"
         assert (ROOT / "benchmark" / "stages" / f"{module}.py").is_file()
 
@@ -50,7 +54,11 @@ def test_params_names_are_registry_keys():
 
 def test_dvc_stage_names_follow_registry_keys():
     listing = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"], cwd=ROOT, capture_output=True, text=True, check=True
+        [str(Path(sys.executable).parent / "dvc"), "stage", "list", "--name-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for dataset in params["prepare"]["datasets"]:

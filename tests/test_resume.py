@@ -42,6 +42,8 @@ def test_interrupted_training_resumes_identically(tiny_splits, tmp_path, monkeyp
     with counting_optimizer_steps() as resumed_steps:
         resumed.fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False)
     one_epoch = reference_steps.count // config.epochs
-    assert resume_evidence(resumed_steps.count, total_steps=reference_steps.count, checkpoint_steps=one_epoch) == evidence
+    assert (
+        resume_evidence(resumed_steps.count, total_steps=reference_steps.count, checkpoint_steps=one_epoch) == evidence
+    )
     images = tiny_splits["test"].images
     np.testing.assert_array_equal(reference.predict(images), resumed.predict(images))

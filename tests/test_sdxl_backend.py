@@ -29,11 +29,18 @@ def _tokenizer(folder, max_length):
     """A character-level CLIP BPE tokenizer (letters, their word-final forms, the special tokens)."""
     from transformers import CLIPTokenizer
 
-    tokens = ["<|startoftext|>", "<|endoftext|>", *string.ascii_lowercase, *(c + "</w>" for c in string.ascii_lowercase)]
+    tokens = [
+        "<|startoftext|>",
+        "<|endoftext|>",
+        *string.ascii_lowercase,
+        *(c + "</w>" for c in string.ascii_lowercase),
+    ]
     folder.mkdir()
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length), len(tokens)
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length), len(
+        tokens
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +52,55 @@ def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sdxl")
     tokenizer, vocab = _tokenizer(root / "tok1", 32)
     tokenizer_2, _ = _tokenizer(root / "tok2", 32)
-    text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=vocab,
-                max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1)  # fmt: skip
+    text = dict(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        vocab_size=vocab,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     torch.manual_seed(0)
     pipeline = StableDiffusionXLInpaintPipeline(
-        vae=AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                          up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, sample_size=SIZE, norm_num_groups=8),
+        vae=AutoencoderKL(
+            block_out_channels=(8, 16),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            latent_channels=4,
+            sample_size=SIZE,
+            norm_num_groups=8,
+        ),
         text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text, projection_dim=8)),
-        tokenizer=tokenizer, tokenizer_2=tokenizer_2,
-        unet=UNet2DConditionModel(sample_size=SIZE // 2, in_channels=9, out_channels=4, block_out_channels=(32, 64),
-                                  layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-                                  cross_attention_dim=32, addition_embed_type="text_time", addition_time_embed_dim=4,
-                                  projection_class_embeddings_input_dim=8 + 6 * 4, use_linear_projection=True),
-        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                         steps_offset=1, timestep_spacing="leading"),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=UNet2DConditionModel(
+            sample_size=SIZE // 2,
+            in_channels=9,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            cross_attention_dim=32,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=4,
+            projection_class_embeddings_input_dim=8 + 6 * 4,
+            use_linear_projection=True,
+        ),
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=1,
+            timestep_spacing="leading",
+        ),
         add_watermarker=False,
-    )  # fmt: skip
+    )
     pipeline.save_pretrained(root / "pipeline")
     return root / "pipeline"
 
@@ -79,8 +117,18 @@ def examples():
 
 @pytest.fixture(scope="module")
 def config(pretrained):
-    return SDXLInpaintingConfig(pretrained_path=str(pretrained), resolution=SIZE, lora_rank=4, lora_alpha=8, steps=2,
-                                batch_size=2, learning_rate=1e-3, warmup_steps=1, checkpoint_every=1, text_dropout=0.5)  # fmt: skip
+    return SDXLInpaintingConfig(
+        pretrained_path=str(pretrained),
+        resolution=SIZE,
+        lora_rank=4,
+        lora_alpha=8,
+        steps=2,
+        batch_size=2,
+        learning_rate=1e-3,
+        warmup_steps=1,
+        checkpoint_every=1,
+        text_dropout=0.5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +151,26 @@ def _generate(generator, examples, index=(0, 1, 2), seeds=(5, 6, 7), size=SIZE):
     backgrounds, masks = examples.normal_images[index], examples.masks[index]
     if size != SIZE:
         backgrounds, masks = sdxl.resize_images(backgrounds, size), sdxl.resize_masks(masks, size)
-    return generator.generate(backgrounds, masks, [PROMPTS[i] for i in index], negative_prompt=NEGATIVE, steps=2,
-                              guidance_scale=3.0, seeds=list(seeds))  # fmt: skip
+    return generator.generate(
+        backgrounds,
+        masks,
+        [PROMPTS[i] for i in index],
+        negative_prompt=NEGATIVE,
+        steps=2,
+        guidance_scale=3.0,
+        seeds=list(seeds),
+    )
 
 
 def test_config_validation_names_the_field():
-    for field, value in [("resolution", 36), ("text_dropout", 1.0), ("mixed_precision", "fp8"), ("sampler", "euler"),
-                         ("lora_rank", 0), ("lora_target_modules", ())]:  # fmt: skip
+    for field, value in [
+        ("resolution", 36),
+        ("text_dropout", 1.0),
+        ("mixed_precision", "fp8"),
+        ("sampler", "euler"),
+        ("lora_rank", 0),
+        ("lora_target_modules", ()),
+    ]:
         with pytest.raises(ValueError, match=field if field != "resolution" else "multiple of 8"):
             SDXLInpaintingConfig(**{field: value})
 
@@ -118,6 +179,15 @@ def test_loads_local_folder_and_names_missing_parts(pretrained, config, tmp_path
     pipeline = SDXLInpaintingGenerator(config).pipeline
     assert pipeline.unet.config.in_channels == 9 and type(pipeline.scheduler).__name__ == "DDIMScheduler"
     assert not pipeline.scheduler.config.clip_sample
+    for steps in (5, 10, 50):  # sampling starts at the last training timestep, whatever the step count
+        pipeline.scheduler.set_timesteps(steps)
+        assert int(pipeline.scheduler.timesteps[0]) == pipeline.scheduler.config.num_train_timesteps - 1
+    euler = SDXLInpaintingGenerator(dataclasses.replace(config, sampler="pipeline")).pipeline.scheduler
+    euler.set_timesteps(5)
+    assert (
+        type(euler).__name__ != "DDIMScheduler"
+        and round(float(euler.timesteps[0])) == euler.config.num_train_timesteps - 1
+    )
     broken = tmp_path / "no_unet"
     shutil.copytree(pretrained, broken, ignore=shutil.ignore_patterns("unet"))
     with pytest.raises(FileNotFoundError, match=r"no_unet lacks unet.*save_pretrained"):
@@ -181,7 +251,9 @@ def test_generate_contract(fitted, examples):
     backgrounds, masks = examples.normal_images[:3], examples.masks[:3]
     for sample, background, mask in zip(batch, backgrounds, masks):
         far = ndimage.distance_transform_edt(mask == 0) > 1.5
-        assert np.array_equal(sample[far], background[far]) and not np.array_equal(sample[mask > 0], background[mask > 0])
+        assert np.array_equal(sample[far], background[far]) and not np.array_equal(
+            sample[mask > 0], background[mask > 0]
+        )
     assert np.array_equal(batch, _generate(generator, examples))
     assert not np.array_equal(batch[1], _generate(generator, examples, seeds=(5, 9, 7))[1])
     alone = _generate(generator, examples, index=[1], seeds=[6])
@@ -190,12 +262,18 @@ def test_generate_contract(fitted, examples):
 
 
 def test_pretrained_checkpoint_samples_without_fit(config, examples, tmp_path):
-    generator = SDXLInpaintingGenerator(dataclasses.replace(config, sampler="pipeline"))  # the checkpoint's Euler scheduler
+    generator = SDXLInpaintingGenerator(
+        dataclasses.replace(config, sampler="pipeline")
+    )  # the checkpoint's Euler scheduler
     sample = _generate(generator, examples, index=[0], seeds=[1])
-    assert sample.shape == (1, SIZE, SIZE, 3) and np.array_equal(sample, _generate(generator, examples, index=[0], seeds=[1]))
+    assert sample.shape == (1, SIZE, SIZE, 3) and np.array_equal(
+        sample, _generate(generator, examples, index=[0], seeds=[1])
+    )
     generator.save(tmp_path / "zero_shot")
     assert not (tmp_path / "zero_shot" / sdxl.LORA_FILE).exists()
-    assert np.array_equal(_generate(SDXLInpaintingGenerator.load(tmp_path / "zero_shot"), examples, index=[0], seeds=[1]), sample)
+    assert np.array_equal(
+        _generate(SDXLInpaintingGenerator.load(tmp_path / "zero_shot"), examples, index=[0], seeds=[1]), sample
+    )
 
 
 def test_save_load_round_trip(fitted, config, examples, tmp_path):

@@ -50,7 +50,9 @@ def test_bootstrap_ci_constant_and_against_scipy():
     rng = np.random.default_rng(0)
     values = rng.normal(0.1, 0.2, 150)
     mean, low, high = bootstrap_ci(values, n_resamples=20_000, seed=1)
-    reference = stats.bootstrap((values,), np.mean, n_resamples=20_000, method="percentile", random_state=2).confidence_interval
+    reference = stats.bootstrap(
+        (values,), np.mean, n_resamples=20_000, method="percentile", random_state=2
+    ).confidence_interval
     assert mean == pytest.approx(values.mean())
     assert low == pytest.approx(reference.low, abs=0.005)
     assert high == pytest.approx(reference.high, abs=0.005)
@@ -74,7 +76,10 @@ def test_compare_to_best_other():
     base = rng.uniform(0.5, 0.8, 40)
     rows = []
     for method, shift in (("a", 0.1), ("b", 0.0), ("c", -0.05)):
-        rows += [{"dataset": "d", "method": method, "image_id": str(i), "dice": v + shift + rng.normal(0, 0.01)} for i, v in enumerate(base)]
+        rows += [
+            {"dataset": "d", "method": method, "image_id": str(i), "dice": v + shift + rng.normal(0, 0.01)}
+            for i, v in enumerate(base)
+        ]
     table = compare_to_best_other(pd.DataFrame(rows), n_resamples=2000).set_index("method")
     assert table.loc["a", "opponent"] == "b" and table.loc["b", "opponent"] == "a" and table.loc["c", "opponent"] == "a"
     assert table.loc["a", "mean_difference"] == pytest.approx(0.1, abs=0.01)

@@ -24,7 +24,9 @@ def test_group_disjoint_subset_hits_exact_size():
 
 
 def test_make_split_is_sequence_disjoint_and_sized():
-    split = make_split(CVC_IDS, rng=np.random.default_rng(0), val_fraction=0.15, test_fraction=124 / 612, groups=CVC_GROUPS)
+    split = make_split(
+        CVC_IDS, rng=np.random.default_rng(0), val_fraction=0.15, test_fraction=124 / 612, groups=CVC_GROUPS
+    )
     assert len(split["test"]) == 124
     assert len(split["train"]) + len(split["val"]) == 488
     assert len(split["val"]) == round(0.15 * 488)
@@ -38,7 +40,9 @@ def test_split_ignores_listing_order_and_depends_on_seed():
     shuffled_ids = [CVC_IDS[i] for i in rng_order]
     shuffled_groups = [CVC_GROUPS[i] for i in rng_order]
     a = make_split(CVC_IDS, rng=np.random.default_rng(7), val_fraction=0.15, test_fraction=0.2, groups=CVC_GROUPS)
-    b = make_split(shuffled_ids, rng=np.random.default_rng(7), val_fraction=0.15, test_fraction=0.2, groups=shuffled_groups)
+    b = make_split(
+        shuffled_ids, rng=np.random.default_rng(7), val_fraction=0.15, test_fraction=0.2, groups=shuffled_groups
+    )
     c = make_split(CVC_IDS, rng=np.random.default_rng(8), val_fraction=0.15, test_fraction=0.2, groups=CVC_GROUPS)
     assert a == b
     assert a != c

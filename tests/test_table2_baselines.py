@@ -8,7 +8,13 @@ import torch
 from resume_evidence import counting_optimizer_steps, resume_evidence
 
 import benchmark.methods.supervised as supervised
-from benchmark.methods.resnet50_unet import RANDOM_INIT, ResNet50UNet, ResNet50UNetConfig, ResNet50UNetNetwork, load_encoder_weights
+from benchmark.methods.resnet50_unet import (
+    RANDOM_INIT,
+    ResNet50UNet,
+    ResNet50UNetConfig,
+    ResNet50UNetNetwork,
+    load_encoder_weights,
+)
 from benchmark.methods.transunet import TransUNet, TransUNetConfig
 from benchmark.methods.transunet.method import ce_dice_loss, sgd_poly
 
@@ -61,7 +67,13 @@ def test_encoder_weights_errors_name_the_file_and_fix(tmp_path):
 
 def test_weights_source_is_recorded_in_the_model_folder(tiny_splits, tmp_path):
     torch.save(_encoder(4).state_dict(), tmp_path / "encoder.pth")
-    config = ResNet50UNetConfig(encoder_weights_path=str(tmp_path / "encoder.pth"), encoder_depth=3, decoder_channels=(8, 8, 8), epochs=1, batch_size=8)
+    config = ResNet50UNetConfig(
+        encoder_weights_path=str(tmp_path / "encoder.pth"),
+        encoder_depth=3,
+        decoder_channels=(8, 8, 8),
+        epochs=1,
+        batch_size=8,
+    )
     method = ResNet50UNet(config)
     assert method.weights_source == RANDOM_INIT and not method.pretrained
     method.fit(tiny_splits["train"], tiny_splits["val"], seed=0, out_dir=tmp_path / "run", progress=False)
@@ -132,7 +144,9 @@ def test_transunet_interrupted_training_resumes_identically(tiny_splits, tmp_pat
 
     monkeypatch.setattr(supervised, "mean_dice", failing_mean_dice)
     with pytest.raises(KeyboardInterrupt):
-        TransUNet(config).fit(tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False)
+        TransUNet(config).fit(
+            tiny_splits["train"], tiny_splits["val"], seed=5, out_dir=tmp_path / "resumed", progress=False
+        )
     monkeypatch.setattr(supervised, "mean_dice", original)
     resumed = TransUNet(config)
     with counting_optimizer_steps() as steps:  # the predictions alone cannot tell a resume from a restart

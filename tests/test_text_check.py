@@ -3,10 +3,18 @@ and the paired protocol with a fake generator whose output does / does not follo
 
 import numpy as np
 import pytest
+from prepared_fixtures import write_prepared
 from scipy import stats
 
-from benchmark.generators.text_check import CONTRASTS, binomial_summary, changed_share, cup_pallor, lesion_departure, proxy_auc, run_contrast
-from prepared_fixtures import write_prepared
+from benchmark.generators.text_check import (
+    CONTRASTS,
+    binomial_summary,
+    changed_share,
+    cup_pallor,
+    lesion_departure,
+    proxy_auc,
+    run_contrast,
+)
 
 
 def _images(values_inside, background=100):
@@ -26,7 +34,9 @@ def test_proxies_on_hand_computed_images():
     discs = np.zeros_like(masks, bool)
     discs[:, :, :] = True
     rim = (16 - 4) * 100
-    np.testing.assert_allclose(cup_pallor(images, backgrounds, masks, discs=discs), [0, (100 + 3 * 130) / 4 - rim / 12, -60])
+    np.testing.assert_allclose(
+        cup_pallor(images, backgrounds, masks, discs=discs), [0, (100 + 3 * 130) / 4 - rim / 12, -60]
+    )
 
 
 def test_binomial_summary_matches_scipy():
@@ -60,10 +70,29 @@ def test_paired_protocol_detects_text_effect_and_its_absence():
     contrast = CONTRASTS["polyp"][0]
     images, backgrounds, masks = _images([100] * 12)
     discs = np.zeros_like(masks, bool)
-    follows = run_contrast(_FakeGenerator("pedunculated"), contrast, backgrounds, masks, discs, list(range(12)),
-                           negative_prompt="n", steps=1, guidance_scale=1.0)  # fmt: skip
+    follows = run_contrast(
+        _FakeGenerator("pedunculated"),
+        contrast,
+        backgrounds,
+        masks,
+        discs,
+        list(range(12)),
+        negative_prompt="n",
+        steps=1,
+        guidance_scale=1.0,
+    )
     assert follows["follows"].all() and binomial_summary(follows["follows"])["p_value"] < 0.001
-    ignores = run_contrast(_FakeGenerator(None), contrast, backgrounds, masks, discs, list(range(12)), negative_prompt="n", steps=1, guidance_scale=1.0)
+    ignores = run_contrast(
+        _FakeGenerator(None),
+        contrast,
+        backgrounds,
+        masks,
+        discs,
+        list(range(12)),
+        negative_prompt="n",
+        steps=1,
+        guidance_scale=1.0,
+    )
     assert not ignores["follows"].any()  # identical outputs are ties, which do not count as following
 
 

@@ -38,12 +38,29 @@ def minilm() -> TextEncoder:
 def clip_folder(tmp_path):
     """A tiny CLIP text model and a hand-written BPE tokenizer (characters plus a few merges)."""
     chars = string.ascii_lowercase + string.digits + ".,-()"
-    tokens = ["<|startoftext|>", "<|endoftext|>", *chars, *(c + "</w>" for c in chars), "po", "pol", "poly", "polyp</w>"]
+    tokens = [
+        "<|startoftext|>",
+        "<|endoftext|>",
+        *chars,
+        *(c + "</w>" for c in chars),
+        "po",
+        "pol",
+        "poly",
+        "polyp</w>",
+    ]
     (tmp_path / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}))
     (tmp_path / "merges.txt").write_text("#version: 0.2\np o\npo l\npol y\npoly p</w>\n")
-    config = CLIPTextConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                            vocab_size=len(tokens), max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                            pad_token_id=1)  # fmt: skip
+    config = CLIPTextConfig(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        vocab_size=len(tokens),
+        max_position_embeddings=77,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     torch.manual_seed(0)
     CLIPTextModel(config).save_pretrained(tmp_path)
     return tmp_path
@@ -94,9 +111,16 @@ def test_encoder_is_frozen(minilm):
 
 def test_diverse_prompts_fit_sixty_tokens(minilm):
     rng = np.random.default_rng(0)
-    longest = {"diameter_mm": 13.9, "paris_type": "pedunculated", "surface": "irregular", "vascular_pattern": "irregular"}
+    longest = {
+        "diameter_mm": 13.9,
+        "paris_type": "pedunculated",
+        "surface": "irregular",
+        "vascular_pattern": "irregular",
+    }
     prompts = [prompt_for("polyp", longest, variant="diverse", rng=rng) for _ in range(30)]
-    prompts += [prompt_for("fundus", {"vcdr": 0.7, "rim_thinning": "inferior"}, variant="diverse", rng=rng) for _ in range(30)]
+    prompts += [
+        prompt_for("fundus", {"vcdr": 0.7, "rim_thinning": "inferior"}, variant="diverse", rng=rng) for _ in range(30)
+    ]
     batch = minilm.tokenizer(prompts, padding=True)
     assert max(sum(row) for row in batch["attention_mask"]) <= 60
 
@@ -124,7 +148,9 @@ def test_errors_are_clear(tmp_path, clip_folder):
     with pytest.raises(FileNotFoundError, match="lacks merges.txt"):
         TextEncoder.from_local("clip", clip_folder)
     missing.mkdir()
-    with pytest.raises(FileNotFoundError, match="lacks config.json, model.safetensors or pytorch_model.bin, tokenizer.json"):
+    with pytest.raises(
+        FileNotFoundError, match="lacks config.json, model.safetensors or pytorch_model.bin, tokenizer.json"
+    ):
         TextEncoder.from_local("minilm", missing)
 
 

@@ -10,13 +10,24 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from benchmark.stats.comparisons import (compare, finish_family, mde_80, min_attainable_p, mixed_effects, p_text, sign_flip_p,
-                                         signed_rank_p, underpowered)  # fmt: skip
+from benchmark.stats.comparisons import (
+    compare,
+    finish_family,
+    mde_80,
+    min_attainable_p,
+    mixed_effects,
+    p_text,
+    sign_flip_p,
+    signed_rank_p,
+    underpowered,
+)
 from benchmark.stats.significance import bootstrap_ci, holm
 from benchmark.stats.units import Units, unit_means, units_from_attributes
 
 # 4 units (sequences) of 2 or 3 frames; 2 seeds; runs "a" and "b"
-UNITS = Units("sequence", {"1": "s1", "2": "s1", "3": "s2", "4": "s2", "5": "s2", "6": "s3", "7": "s3", "8": "s4", "9": "s4"})
+UNITS = Units(
+    "sequence", {"1": "s1", "2": "s1", "3": "s2", "4": "s2", "5": "s2", "6": "s3", "7": "s3", "8": "s4", "9": "s4"}
+)
 A = {0: [0.9, 0.7, 0.6, 0.5, 0.4, 0.8, 0.8, 0.3, 0.5], 1: [0.7, 0.7, 0.6, 0.7, 0.2, 0.6, 0.9, 0.5, 0.3]}
 B = {0: [0.6, 0.6, 0.5, 0.5, 0.5, 0.7, 0.6, 0.4, 0.4], 1: [0.5, 0.6, 0.4, 0.6, 0.3, 0.5, 0.8, 0.3, 0.3]}
 
@@ -25,7 +36,9 @@ def per_image() -> pd.DataFrame:
     rows = []
     for run, values in (("a", A), ("b", B)):
         for seed, scores in values.items():
-            rows += [{"method": run, "seed_index": seed, "image_id": str(i + 1), "dice": v} for i, v in enumerate(scores)]
+            rows += [
+                {"method": run, "seed_index": seed, "image_id": str(i + 1), "dice": v} for i, v in enumerate(scores)
+            ]
     return pd.DataFrame(rows)
 
 
@@ -83,7 +96,9 @@ def test_min_attainable_p_and_underpowered():
 
 
 def test_sign_flip_p_by_full_enumeration():
-    assert sign_flip_p(np.array([1.0, 2.0, 3.0])) == pytest.approx(2 / 8)  # only the all-same-sign patterns reach |mean| 2
+    assert sign_flip_p(np.array([1.0, 2.0, 3.0])) == pytest.approx(
+        2 / 8
+    )  # only the all-same-sign patterns reach |mean| 2
     d = np.array([0.3, -0.1, 0.25, 0.05, 0.2, -0.15, 0.1, 0.4, -0.05, 0.12])
     hits = sum(abs(np.dot(signs, d)) >= abs(d.sum()) - 1e-12 for signs in itertools.product((1, -1), repeat=d.size))
     assert sign_flip_p(d) == pytest.approx(hits / 2**d.size)
@@ -92,7 +107,9 @@ def test_sign_flip_p_by_full_enumeration():
 def test_signed_rank_p_matches_scipy_and_handles_all_zero():
     d = np.array([0.05, -0.02, 0.07, 0.01, 0.03, 0.04])
     assert signed_rank_p(d) == pytest.approx(wilcoxon(d, method="exact").pvalue)
-    big = np.random.default_rng(3).normal(0.01, 0.05, size=64)  # exact even beyond scipy's 50-unit switch to the normal approximation
+    big = np.random.default_rng(3).normal(
+        0.01, 0.05, size=64
+    )  # exact even beyond scipy's 50-unit switch to the normal approximation
     assert signed_rank_p(big) == pytest.approx(wilcoxon(big, method="exact").pvalue)
     tied = np.array([0.1, 0.1, -0.05, 0.2, 0.0])
     assert signed_rank_p(tied) == pytest.approx(sign_flip_p(tied))
@@ -121,7 +138,10 @@ def test_mde_80_against_statsmodels_and_normal_approximation():
 
 
 def test_holm_within_a_family():
-    records = [compare(per_image(), "a", "b", UNITS, table="t", n_resamples=100), compare(per_image(), "b", "a", UNITS, table="t", n_resamples=100)]
+    records = [
+        compare(per_image(), "a", "b", UNITS, table="t", n_resamples=100),
+        compare(per_image(), "b", "a", UNITS, table="t", n_resamples=100),
+    ]
     frame = finish_family(records)
     assert list(frame.columns)[:4] == ["table", "run_a", "run_b", "metric"]
     np.testing.assert_allclose(frame["p_holm"], holm(frame["p"].to_numpy()))
@@ -140,18 +160,47 @@ def test_mixed_effects_equals_a_direct_statsmodels_fit():
     assert result["n_units"] == 4 and result["n_images"] == 9
     a = (np.array(A[0]) + np.array(A[1])) / 2
     b = (np.array(B[0]) + np.array(B[1])) / 2
-    assert result["delta"] == pytest.approx((a - b).mean(), abs=1e-6)  # balanced pairs: the fixed effect is the mean difference
+    assert result["delta"] == pytest.approx(
+        (a - b).mean(), abs=1e-6
+    )  # balanced pairs: the fixed effect is the mean difference
 
 
 def test_mixed_effects_sentence_states_both_analyses_in_dice_points():
     from benchmark.reporting.claims import mixed_effects_sentence
 
-    mixed = {"run_a": "a", "run_b": "b", "unit": "sequence", "n_units": 4, "n_images": 9, "delta": 0.0512, "ci_low": -0.0105,
-             "ci_high": 0.113, "p": 0.1042, "converged": False, "unit_test": {"delta": 0.05, "p": 0.125}, "agree": "agree: both not significant"}
+    mixed = {
+        "run_a": "a",
+        "run_b": "b",
+        "unit": "sequence",
+        "n_units": 4,
+        "n_images": 9,
+        "delta": 0.0512,
+        "ci_low": -0.0105,
+        "ci_high": 0.113,
+        "p": 0.1042,
+        "converged": False,
+        "unit_test": {"delta": 0.05, "p": 0.125},
+        "agree": "agree: both not significant",
+    }
+    mixed["unit_test"]["p_holm"] = 0.25
     text = mixed_effects_sentence("synth_polyp", mixed, {"a": "A-net"})
     assert "A-net − b" in text and "4 sequences, 9 images" in text
-    assert "+5.12 pp [-1.05, +11.30], p = 0.1 (did not converge)" in text
-    assert "unit-level test gives +5.00 pp, p = 0.12" in text and text.endswith("Verdicts agree: both not significant.")
+    assert "+5.12 pp [-1.05, +11.30] (95 % Wald CI) (did not converge)" in text
+    # one p per comparison: the unit-level test's Holm p, never the mixed model's nor the raw p
+    assert (
+        "unit-level test (the table above) gives +5.00 pp, underpowered (n = 4 sequences)." in text
+    )  # 4 units cannot reach p < 0.05
+    assert (
+        text.endswith("Verdicts agree: both not significant.")
+        and "0.1042" not in text
+        and "p = 0.1" not in text
+        and "0.125" not in text
+    )
+    row = pd.Series({"delta": 0.05, "n_units": 40, "unit": "sequence", "p": 0.125, "p_holm": 0.25})
+    with_row = mixed_effects_sentence("synth_polyp", {**mixed, "n_units": 40}, row=row)
+    assert "gives +5.00 pp, p (Holm) = 0.25." in with_row and with_row.endswith(
+        "Verdicts agree: both not significant at α = 0.05, same sign."
+    )
     image_unit = mixed_effects_sentence("kvasir", {**mixed, "unit": "image", "n_units": 9})
     assert "(random intercept per image, 9 images, one per unit: a paired model)" in image_unit
 
@@ -168,18 +217,28 @@ def test_units_from_attributes():
 
 def test_cvc_clinicdb_publisher_layout_clusters_by_sequence(tmp_path, monkeypatch):
     """A CVC-ClinicDB copy as published (no sidecar): the unit is the video sequence from the frame ranges."""
+    from test_loader_cvc_clinicdb import FRAMES, make_cvc
+
     import benchmark.data
     from benchmark.data import DatasetSpec
     from benchmark.data.cvc_clinicdb import CVCClinicDB, cvc_sequence
     from benchmark.data.prepare import PrepareOptions, prepare_dataset
     from benchmark.data.prepared import PreparedDataset
     from benchmark.stats.units import dataset_units
-    from test_loader_cvc_clinicdb import FRAMES, make_cvc
 
-    spec = DatasetSpec(loader=CVCClinicDB, description="CVC fixture", test_fraction=1 / 3, loader_options=(("n_frames", None),))
+    spec = DatasetSpec(
+        loader=CVCClinicDB, description="CVC fixture", test_fraction=1 / 3, loader_options=(("n_frames", None),)
+    )
     monkeypatch.setitem(benchmark.data.DATASETS, "cvc_fixture", spec)
     root = make_cvc(tmp_path / "cvc")
-    options = PrepareOptions(image_size=16, val_fraction=0.2, split_seed=0, fundus_target="cup", fundus_crop_scale=2.0, min_lesion_fraction=0.0)
+    options = PrepareOptions(
+        image_size=16,
+        val_fraction=0.2,
+        split_seed=0,
+        fundus_target="cup",
+        fundus_crop_scale=2.0,
+        min_lesion_fraction=0.0,
+    )
     prepare_dataset("cvc_fixture", root, tmp_path / "prepared", tmp_path / "split.json", options, progress=False)
     units = dataset_units(PreparedDataset(tmp_path / "prepared", tmp_path / "split.json"))
     assert units.name == "sequence"

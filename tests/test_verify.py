@@ -25,10 +25,28 @@ def write_run(root: Path, dataset: str, run: str, seed_dice: list[np.ndarray]) -
     rows, lesions = [], []
     for index, dice in enumerate(seed_dice):
         for image, value in enumerate(dice):
-            rows.append({"dataset": dataset, "method": run, "seed_index": index, "seed": 100 + index, "image_id": f"{image:03d}",
-                         "dice": round(float(value), 6), "iou": round(float(value / (2 - value)), 6)})  # fmt: skip
-            lesions.append({"dataset": dataset, "method": run, "seed_index": index, "image_id": f"{image:03d}", "lesion": 1,
-                            "best_iou": round(float(value / (2 - value)), 6), "detected": bool(value > 0.6)})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": run,
+                    "seed_index": index,
+                    "seed": 100 + index,
+                    "image_id": f"{image:03d}",
+                    "dice": round(float(value), 6),
+                    "iou": round(float(value / (2 - value)), 6),
+                }
+            )
+            lesions.append(
+                {
+                    "dataset": dataset,
+                    "method": run,
+                    "seed_index": index,
+                    "image_id": f"{image:03d}",
+                    "lesion": 1,
+                    "best_iou": round(float(value / (2 - value)), 6),
+                    "detected": bool(value > 0.6),
+                }
+            )
     pd.DataFrame(rows).to_csv(folder / "per_image.csv", index=False, float_format="%.6f")
     pd.DataFrame(lesions).to_csv(folder / "lesions.csv", index=False, float_format="%.6f")
 
@@ -130,8 +148,10 @@ def test_runs_on_one_side_only_are_listed_not_failed(reference, tmp_path):
 
 
 def test_lock_data_outputs_are_compared_by_md5(tmp_path):
-    lock = "schema: '2.0'\nstages:\n  procedural:\n    cmd: x\n    outs:\n    - path: data/procedural/a\n      md5: {a}\n" \
-           "  train:\n    cmd: y\n    outs:\n    - path: models/a/runs\n      md5: {m}\n"  # fmt: skip
+    lock = (
+        "schema: '2.0'\nstages:\n  procedural:\n    cmd: x\n    outs:\n    - path: data/procedural/a\n      md5: {a}\n"
+        "  train:\n    cmd: y\n    outs:\n    - path: models/a/runs\n      md5: {m}\n"
+    )
     (tmp_path / "ref").mkdir()
     (tmp_path / "new").mkdir()
     (tmp_path / "ref/dvc.lock").write_text(lock.format(a="1.dir", m="2.dir"))
@@ -170,8 +190,13 @@ def test_command_line_exit_codes_and_git_reference(reference, tmp_path):
     subprocess.run([*git, "commit", "-qm", "results"], check=True)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "benchmark.verify", "--root", str(rerun), *args], cwd=rerun,
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "benchmark.verify", "--root", str(rerun), *args],
+            cwd=rerun,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
     assert run().returncode == 0  # the working copy against HEAD
     write_run(rerun, "toy", "unet", seeds([0.71, 0.69, 0.70]))

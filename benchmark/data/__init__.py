@@ -70,7 +70,8 @@ DATASETS: dict[str, DatasetSpec] = {
         loader=CVCClinicDB,
         description="procedural colonoscopy frames with polyps, CVC-ClinicDB layout (a CVC-sized training world + a test world)",
         procedural=True,
-        test_fraction=124 / 612,  # without a test world (procedural.synth_polyp.test_sequences = 0): CVC's 488/124, sequence-disjoint
+        test_fraction=124
+        / 612,  # without a test world (procedural.synth_polyp.test_sequences = 0): CVC's 488/124, sequence-disjoint
         test_world_protocol="test: a separate test world (own seed), val: sequence-disjoint",
     ),
     "synth_fundus": DatasetSpec(

@@ -69,7 +69,9 @@ def standard_augment(
         if elastic_strength > 0:
             displacement = F.interpolate(coarse[chosen], size=(height, width), mode="bicubic", align_corners=False)
             grid = grid + displacement.permute(0, 2, 3, 1)
-        images[chosen] = F.grid_sample(images[chosen], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        images[chosen] = F.grid_sample(
+            images[chosen], grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
         warped = F.grid_sample(masks[chosen], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         masks[chosen] = (warped > 0.5).float()
     return images, masks

@@ -101,7 +101,9 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
-def pair_by_stem(images: list[Path], labels: list[Path], *, image_dir: Path, label_dir: Path) -> list[tuple[str, Path, Path]]:
+def pair_by_stem(
+    images: list[Path], labels: list[Path], *, image_dir: Path, label_dir: Path
+) -> list[tuple[str, Path, Path]]:
     """Pair image and mask files by file stem, with errors naming the unpaired files."""
     image_by_id = _unique_by_stem(images, image_dir)
     label_by_id = _unique_by_stem(labels, label_dir)
@@ -126,7 +128,9 @@ def _unique_by_stem(paths: list[Path], folder: Path) -> dict[str, Path]:
     by_stem: dict[str, Path] = {}
     for path in paths:
         if path.stem in by_stem:
-            raise DatasetError(f"duplicate id '{path.stem}' in {folder}: {by_stem[path.stem].name} and {path.name}; keep one")
+            raise DatasetError(
+                f"duplicate id '{path.stem}' in {folder}: {by_stem[path.stem].name} and {path.name}; keep one"
+            )
         by_stem[path.stem] = path
     return by_stem
 
@@ -149,7 +153,9 @@ def read_array(path: Path) -> np.ndarray:
         try:
             return np.asarray(tifffile.imread(path))
         except Exception as error:  # tifffile raises many types for broken files
-            raise DatasetError(f"cannot read {path}: {error}; the file is corrupt or truncated, re-download it") from error
+            raise DatasetError(
+                f"cannot read {path}: {error}; the file is corrupt or truncated, re-download it"
+            ) from error
     try:
         with Image.open(path) as image:
             image.load()

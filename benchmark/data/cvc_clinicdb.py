@@ -31,11 +31,36 @@ from benchmark.data.base import DatasetError, DatasetLoader, Record, list_images
 
 #: First and last frame (inclusive) of each of CVC-ClinicDB's 29 video sequences.
 CVC_SEQUENCE_RANGES = (
-    (1, 25), (26, 50), (51, 67), (68, 78), (79, 103), (104, 126), (127, 151), (152, 177),
-    (178, 199), (200, 205), (206, 227), (228, 252), (253, 277), (278, 297), (298, 317),
-    (318, 342), (343, 363), (364, 383), (384, 408), (409, 428), (429, 447), (448, 466),
-    (467, 478), (479, 503), (504, 528), (529, 546), (547, 571), (572, 591), (592, 612),
-)  # fmt: skip
+    (1, 25),
+    (26, 50),
+    (51, 67),
+    (68, 78),
+    (79, 103),
+    (104, 126),
+    (127, 151),
+    (152, 177),
+    (178, 199),
+    (200, 205),
+    (206, 227),
+    (228, 252),
+    (253, 277),
+    (278, 297),
+    (298, 317),
+    (318, 342),
+    (343, 363),
+    (364, 383),
+    (384, 408),
+    (409, 428),
+    (429, 447),
+    (448, 466),
+    (467, 478),
+    (479, 503),
+    (504, 528),
+    (529, 546),
+    (547, 571),
+    (572, 591),
+    (592, 612),
+)
 N_FRAMES = 612
 _LAYOUTS = (".", "TIF", "PNG")  # folders that may hold Original/ and Ground Truth/
 
@@ -121,7 +146,9 @@ class CVCClinicDB(DatasetLoader):
             return {}
         unknown = sorted(set(table["part"]) - {"", "train", "test"})
         if unknown:
-            raise DatasetError(f"{sidecar}: column 'part' holds {unknown[0]!r}; it may only be 'train', 'test' or empty")
+            raise DatasetError(
+                f"{sidecar}: column 'part' holds {unknown[0]!r}; it may only be 'train', 'test' or empty"
+            )
         return {key: "test" for key, part in zip(table["id"], table["part"]) if part == "test"}
 
     def _sequences(self, images: dict[str, Path], folder: Path) -> dict[str, str]:

@@ -58,7 +58,9 @@ class KvasirSEG(DatasetLoader):
         if self._boxes is None:
             path = self.folder / BOXES_FILE
             if not path.is_file():
-                raise DatasetError(f"{path} is missing; Kvasir-SEG ships it beside images/ and masks/: restore it from the download")
+                raise DatasetError(
+                    f"{path} is missing; Kvasir-SEG ships it beside images/ and masks/: restore it from the download"
+                )
             try:
                 self._boxes = json.loads(path.read_text())
             except (ValueError, UnicodeDecodeError) as error:
@@ -68,9 +70,13 @@ class KvasirSEG(DatasetLoader):
     def _entry(self, key: str) -> dict:
         path, entry = self.folder / BOXES_FILE, self.boxes().get(key)
         if entry is None:
-            raise DatasetError(f"{path} has no entry for image {key!r}; restore the file from the same download as images/")
+            raise DatasetError(
+                f"{path} has no entry for image {key!r}; restore the file from the same download as images/"
+            )
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), int) for k in ("height", "width")):
-            raise DatasetError(f"{path}: entry {key!r} lacks integer 'height' and 'width'; restore the file from the download")
+            raise DatasetError(
+                f"{path}: entry {key!r} lacks integer 'height' and 'width'; restore the file from the download"
+            )
         return entry
 
     def records(self) -> list[Record]:
@@ -101,9 +107,13 @@ class KvasirSEG(DatasetLoader):
                 if not key:
                     continue
                 if key not in known:
-                    raise DatasetError(f"{path}, line {number}: id {key!r} is not a Kvasir-SEG image in {self.folder / 'images'}")
+                    raise DatasetError(
+                        f"{path}, line {number}: id {key!r} is not a Kvasir-SEG image in {self.folder / 'images'}"
+                    )
                 if key in parts:
-                    raise DatasetError(f"{path}, line {number}: id {key!r} is already listed in {source[key]}; keep it in one list")
+                    raise DatasetError(
+                        f"{path}, line {number}: id {key!r} is already listed in {source[key]}; keep it in one list"
+                    )
                 parts[key], source[key] = part, path
         missing = [key for key in ids if key not in parts]
         if missing:
@@ -127,7 +137,9 @@ class KvasirSEG(DatasetLoader):
         """Binary polyp mask, uint8 ``(H, W)`` in {0, 1} (threshold ``> 127``); must hold a polyp."""
         label = (read_gray(record.label) > 127).astype(np.uint8)
         if not label.any():
-            raise DatasetError(f"{record.label} has no polyp pixel (> 127); every Kvasir-SEG mask shows one: re-download it")
+            raise DatasetError(
+                f"{record.label} has no polyp pixel (> 127); every Kvasir-SEG mask shows one: re-download it"
+            )
         return label
 
     def sessile_folder(self) -> Path | None:
@@ -135,7 +147,11 @@ class KvasirSEG(DatasetLoader):
         if self.sessile_root is not None:
             return self.sessile_root
         # resolve(): a symlinked Kvasir-SEG (data/raw/kvasir_seg -> the download) still finds its sibling
-        candidates = (self.folder / SESSILE_FOLDER, self.folder.parent / SESSILE_FOLDER, self.folder.resolve().parent / SESSILE_FOLDER)
+        candidates = (
+            self.folder / SESSILE_FOLDER,
+            self.folder.parent / SESSILE_FOLDER,
+            self.folder.resolve().parent / SESSILE_FOLDER,
+        )
         return next((p for p in candidates if p.is_dir()), None)
 
     def attributes(self) -> pd.DataFrame:
@@ -154,7 +170,9 @@ class KvasirSEG(DatasetLoader):
         sessile = self.sessile_folder()
         if sessile is not None:
             image_dir, label_dir = sessile / "images", sessile / "masks"
-            flat = pair_by_stem(list_images(image_dir), list_images(label_dir), image_dir=image_dir, label_dir=label_dir)
+            flat = pair_by_stem(
+                list_images(image_dir), list_images(label_dir), image_dir=image_dir, label_dir=label_dir
+            )
             known = set(ids)
             stray = [path for key, path, _ in flat if key not in known]
             if stray:

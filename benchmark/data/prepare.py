@@ -111,7 +111,9 @@ def count_lesions(mask: np.ndarray, min_fraction: float) -> int:
     return int(np.count_nonzero(sizes >= min_fraction * mask.size))
 
 
-def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, options: PrepareOptions, *, progress: bool = True) -> dict:
+def prepare_dataset(
+    name: str, root: Path, out_dir: Path, split_path: Path, options: PrepareOptions, *, progress: bool = True
+) -> dict:
     """Load ``name`` from ``root``, write the prepared folder atomically and return its manifest."""
     spec = get_dataset(name)
     loader = spec.make_loader(root)
@@ -141,7 +143,9 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         if normal is not None:
             normals.append(resize_image(normal, size))
             # a twin without its own mask file is lesion-free by construction (polyp twins)
-            normal_labels.append(resize_labels(normal_label, size) if normal_label is not None else np.zeros((size, size), np.uint8))
+            normal_labels.append(
+                resize_labels(normal_label, size) if normal_label is not None else np.zeros((size, size), np.uint8)
+            )
         native_masks[record.id] = target.astype(bool)
         rows.append(
             {
@@ -155,7 +159,9 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
             }
         )
     if normals and len(normals) != len(records):
-        raise DatasetError(f"{normal_dir} holds twins for only {len(normals)} of {len(records)} images; regenerate the dataset")
+        raise DatasetError(
+            f"{normal_dir} holds twins for only {len(normals)} of {len(records)} images; regenerate the dataset"
+        )
 
     ids = [record.id for record in records]
     meta = {
@@ -195,8 +201,10 @@ def prepare_dataset(name: str, root: Path, out_dir: Path, split_path: Path, opti
         "fundus_crop_scale": options.fundus_crop_scale if loader.modality == "fundus" else None,
         "classes": list(loader.classes),
         "has_normal_twins": bool(normals),
-        "split_protocol": spec.split_protocol(grouped=any(record.group is not None for record in records),
-                                              has_test_part=any(record.part == "test" for record in records)),
+        "split_protocol": spec.split_protocol(
+            grouped=any(record.group is not None for record in records),
+            has_test_part=any(record.part == "test" for record in records),
+        ),
         "counts": {part: len(keys) for part, keys in split.items()},
         "n_images": len(ids),
     }
@@ -221,12 +229,24 @@ def _read_normal(normal_dir: Path, record: Record, loader) -> tuple[np.ndarray |
     """The lesion-free twin of ``record`` and its class map (fundus twins carry a disc/cup mask)."""
     if not normal_dir.is_dir():
         return None, None
-    image_path = next((normal_dir / f"{record.id}{suffix}" for suffix in (record.image.suffix, ".tif", ".png", ".jpg")
-                       if (normal_dir / f"{record.id}{suffix}").is_file()), None)  # fmt: skip
+    image_path = next(
+        (
+            normal_dir / f"{record.id}{suffix}"
+            for suffix in (record.image.suffix, ".tif", ".png", ".jpg")
+            if (normal_dir / f"{record.id}{suffix}").is_file()
+        ),
+        None,
+    )
     if image_path is None:
         return None, None
-    label_path = next((normal_dir / f"{record.id}{suffix}" for suffix in (".bmp", ".png")
-                       if (normal_dir / f"{record.id}{suffix}").is_file() and normal_dir / f"{record.id}{suffix}" != image_path), None)  # fmt: skip
+    label_path = next(
+        (
+            normal_dir / f"{record.id}{suffix}"
+            for suffix in (".bmp", ".png")
+            if (normal_dir / f"{record.id}{suffix}").is_file() and normal_dir / f"{record.id}{suffix}" != image_path
+        ),
+        None,
+    )
     image = read_rgb(image_path)
     if label_path is None:
         return image, None

@@ -65,9 +65,19 @@ class PreparedDataset:
         ids = self.split[part]
         missing = [key for key in ids if key not in self._index]
         if missing:
-            raise DatasetError(f"{self.split_path} names {missing[0]!r} ({part}) which {self.directory} lacks; rerun prepare")
+            raise DatasetError(
+                f"{self.split_path} names {missing[0]!r} ({part}) which {self.directory} lacks; rerun prepare"
+            )
         rows = np.asarray([self._index[key] for key in ids], dtype=np.int64)
         return SegmentationData(tuple(ids), self._arrays["images"][rows], self._arrays["masks"][rows])
+
+    def arrays(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(images uint8 (N, S, S, 3), masks uint8 (N, S, S) in {0, 1})`` of ``ids``, in that order."""
+        missing = [key for key in ids if key not in self._index]
+        if missing:
+            raise DatasetError(f"{self.directory} lacks {missing[0]!r}; rerun prepare")
+        rows = np.asarray([self._index[key] for key in ids], dtype=np.int64)
+        return self._arrays["images"][rows], self._arrays["masks"][rows]
 
     def normal_images(self, ids: list[str] | None = None) -> np.ndarray | None:
         """Lesion-free twins uint8 (N, S, S, 3) for ``ids`` (all when None), or None when absent."""

@@ -7,8 +7,8 @@ on one side of every split.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +88,9 @@ def make_split(
     train = [key for key, _ in pool if key not in val]
     split = {"train": train, "val": sorted(val), "test": sorted(test)}
     if not split["train"] or not split["test"]:
-        raise DatasetError(f"split left an empty part ({ {k: len(v) for k, v in split.items()} }); the dataset is too small")
+        raise DatasetError(
+            f"split left an empty part ({ {k: len(v) for k, v in split.items()} }); the dataset is too small"
+        )
     return split
 
 

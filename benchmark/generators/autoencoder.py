@@ -54,10 +54,14 @@ def build_autoencoder(config: AutoencoderConfig):
         return vae
     widths, common = tuple(config.block_out_channels), math.gcd(*config.block_out_channels)
     return AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * len(widths), up_block_types=("UpDecoderBlock2D",) * len(widths),
-        block_out_channels=widths, layers_per_block=config.layers_per_block, latent_channels=config.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * len(widths),
+        up_block_types=("UpDecoderBlock2D",) * len(widths),
+        block_out_channels=widths,
+        layers_per_block=config.layers_per_block,
+        latent_channels=config.latent_channels,
         # GroupNorm needs a group count dividing every width; 32 is diffusers' (and SD's) choice.
-        norm_num_groups=max(d for d in range(1, 33) if common % d == 0), mid_block_add_attention=config.mid_block_attention,
+        norm_num_groups=max(d for d in range(1, 33) if common % d == 0),
+        mid_block_add_attention=config.mid_block_attention,
     )
 
 
@@ -118,18 +122,28 @@ class LatentAutoencoder:
         if pixels.shape[-1] % f or pixels.shape[-2] % f:
             raise ValueError(f"image side {tuple(pixels.shape[-2:])} is not divisible by the VAE's factor {f}")
         self.vae.eval()
-        latents = [self.vae.encode(pixels[start : start + self.batch_size].to(self.device, self.vae.dtype)).latent_dist.mean
-                   for start in range(0, len(pixels), self.batch_size)]  # the posterior mean: deterministic
+        latents = [
+            self.vae.encode(pixels[start : start + self.batch_size].to(self.device, self.vae.dtype)).latent_dist.mean
+            for start in range(0, len(pixels), self.batch_size)
+        ]  # the posterior mean: deterministic
         return (torch.cat(latents).float() * self.scaling_factor).cpu().numpy()
 
     @torch.no_grad()
     def _decode(self, latents) -> torch.Tensor:
         latents = torch.as_tensor(latents)
         if latents.ndim != 4 or latents.shape[1] != self.vae.config.latent_channels:
-            raise ValueError(f"latents must be (N, {self.vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents must be (N, {self.vae.config.latent_channels}, h, w), got {tuple(latents.shape)}"
+            )
         self.vae.eval()
-        return torch.cat([self.vae.decode(latents[start : start + self.batch_size].to(self.device, self.vae.dtype) / self.scaling_factor).sample
-                          for start in range(0, len(latents), self.batch_size)])
+        return torch.cat(
+            [
+                self.vae.decode(
+                    latents[start : start + self.batch_size].to(self.device, self.vae.dtype) / self.scaling_factor
+                ).sample
+                for start in range(0, len(latents), self.batch_size)
+            ]
+        )
 
     def save(self, directory: str | Path) -> None:
         """Write ``vae/`` (diffusers, carrying the scaling factor) and the metadata json, atomically."""
@@ -146,7 +160,9 @@ class LatentAutoencoder:
 
         directory = Path(directory)
         metadata = read_json(directory / METADATA_FILE)
-        config = from_mapping(AutoencoderConfig, metadata["config"], where="autoencoder", source=str(directory / METADATA_FILE))
+        config = from_mapping(
+            AutoencoderConfig, metadata["config"], where="autoencoder", source=str(directory / METADATA_FILE)
+        )
         vae = AutoencoderKL.from_pretrained(directory / "vae", local_files_only=True)
         return cls(vae, metadata["scaling_factor"], config)
 
@@ -154,7 +170,9 @@ class LatentAutoencoder:
 def masks_to_pixels(masks: np.ndarray) -> torch.Tensor:
     """{0, 1} (N, H, W) -> float32 (N, 3, H, W), foreground +1 and background -1."""
     if masks.ndim != 3 or not np.isin(masks, (0, 1)).all():
-        raise ValueError(f"masks must be (N, H, W) in {{0, 1}}, got {masks.dtype} {masks.shape} with values {np.unique(masks)[:5]}")
+        raise ValueError(
+            f"masks must be (N, H, W) in {{0, 1}}, got {masks.dtype} {masks.shape} with values {np.unique(masks)[:5]}"
+        )
     return torch.from_numpy(masks.astype(np.float32) * 2 - 1).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -175,8 +193,15 @@ class _VAEWithKL(torch.nn.Module):
         return reconstruction, posterior.kl()  # kl: (B,), summed over latent elements
 
 
-def train_autoencoder(images: np.ndarray, masks: np.ndarray, config: AutoencoderConfig, *, seed: int,
-                      checkpoint_dir: str | Path, progress: bool = True) -> tuple[LatentAutoencoder, pd.DataFrame]:
+def train_autoencoder(
+    images: np.ndarray,
+    masks: np.ndarray,
+    config: AutoencoderConfig,
+    *,
+    seed: int,
+    checkpoint_dir: str | Path,
+    progress: bool = True,
+) -> tuple[LatentAutoencoder, pd.DataFrame]:
     """Train the VAE on images and masks (or load a pretrained one) and fit its scaling factor.
 
     Each step draws ``round(mask_share · batch_size)`` masks and the rest images, randomly flipped,
@@ -237,8 +262,12 @@ def train_autoencoder(images: np.ndarray, masks: np.ndarray, config: Autoencoder
     bar = tqdm(range(start, config.steps), desc="autoencoder", disable=not progress, initial=start, total=config.steps)
     for step in bar:
         model.train()
-        batch = torch.cat([image_pixels[torch.randint(len(images), (config.batch_size - n_masks,), generator=generator)],
-                           mask_pixels[torch.randint(len(masks), (n_masks,), generator=generator)]])
+        batch = torch.cat(
+            [
+                image_pixels[torch.randint(len(images), (config.batch_size - n_masks,), generator=generator)],
+                mask_pixels[torch.randint(len(masks), (n_masks,), generator=generator)],
+            ]
+        )
         for dim in (-1, -2):  # horizontal and vertical flips, each with probability 1/2 per sample
             flip = (torch.rand(len(batch), generator=generator) < 0.5).view(-1, 1, 1, 1)
             batch = torch.where(flip, batch.flip(dim), batch)
@@ -250,20 +279,37 @@ def train_autoencoder(images: np.ndarray, masks: np.ndarray, config: Autoencoder
         kl_term = kl.mean() / pixels_per_image
         loss = l1 + config.mse_weight * mse + config.kl_weight * kl_term
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"autoencoder loss became {loss.item()} at step {step}; lower learning_rate ({config.learning_rate})")
+            raise FloatingPointError(
+                f"autoencoder loss became {loss.item()} at step {step}; lower learning_rate ({config.learning_rate})"
+            )
         learning_rate = optimizer.param_groups[0]["lr"]  # the rate this step uses, for the log
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
         scheduler.step()
-        history.append({"step": step, "loss": loss.item(), "l1": l1.item(), "mse": mse.item(),
-                        "kl": kl.mean().item(), "learning_rate": learning_rate})
+        history.append(
+            {
+                "step": step,
+                "loss": loss.item(),
+                "l1": l1.item(),
+                "mse": mse.item(),
+                "kl": kl.mean().item(),
+                "learning_rate": learning_rate,
+            }
+        )
         bar.set_postfix(l1=f"{l1.item():.4f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             if accelerator.is_main_process:
-                state = {"step": step + 1, "vae": accelerator.unwrap_model(model).vae.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "history": history,
-                         "config": to_mapping(config), "seed": seed}
+                state = {
+                    "step": step + 1,
+                    "vae": accelerator.unwrap_model(model).vae.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": history,
+                    "config": to_mapping(config),
+                    "seed": seed,
+                }
                 with atomic_path(checkpoint_path, suffix=".pt") as tmp:
                     torch.save(state, tmp)
             accelerator.wait_for_everyone()
@@ -298,8 +344,12 @@ def reconstruction_report(autoencoder: LatentAutoencoder, images: np.ndarray, ma
     lesion = masks.sum(axis=(1, 2)) > 0
     lesion_mse = np.maximum((squared * masks).sum(axis=(1, 2))[lesion] / masks.sum(axis=(1, 2))[lesion], 1e-10)
     mask_latents = autoencoder.encode_masks(masks)
-    return {"image_psnr_db": float(np.mean(10 * np.log10(255.0**2 / mse))),
-            "lesion_psnr_db": float(np.mean(10 * np.log10(255.0**2 / lesion_mse))) if lesion.any() else float("nan"),
-            "mask_dice": mean_dice(autoencoder.decode_masks(mask_latents), masks),
-            "latent_shape": list(latents.shape[1:]), "scaling_factor": autoencoder.scaling_factor,
-            "image_latent_std": float(latents.std()), "mask_latent_std": float(mask_latents.std())}
+    return {
+        "image_psnr_db": float(np.mean(10 * np.log10(255.0**2 / mse))),
+        "lesion_psnr_db": float(np.mean(10 * np.log10(255.0**2 / lesion_mse))) if lesion.any() else float("nan"),
+        "mask_dice": mean_dice(autoencoder.decode_masks(mask_latents), masks),
+        "latent_shape": list(latents.shape[1:]),
+        "scaling_factor": autoencoder.scaling_factor,
+        "image_latent_std": float(latents.std()),
+        "mask_latent_std": float(mask_latents.std()),
+    }

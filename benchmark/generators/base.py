@@ -62,8 +62,10 @@ class InpaintingExamples:
 def check_images(name: str, images: np.ndarray, *, like: np.ndarray | None = None) -> None:
     """Raise ValueError unless ``images`` is uint8 (N, S, S, 3) (and shaped like ``like``)."""
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{name} must be a uint8 array (N, S, S, 3), got {getattr(images, 'dtype', type(images))} "
-                         f"{getattr(images, 'shape', '')}")  # fmt: skip
+        raise ValueError(
+            f"{name} must be a uint8 array (N, S, S, 3), got {getattr(images, 'dtype', type(images))} "
+            f"{getattr(images, 'shape', '')}"
+        )
     if like is not None and images.shape != like.shape:
         raise ValueError(f"{name} has shape {images.shape}, expected {like.shape}")
 
@@ -76,7 +78,9 @@ def check_masks(name: str, masks: np.ndarray, *, like: np.ndarray) -> None:
         raise ValueError(f"{name} must hold only 0 and 1, found {np.unique(masks)[:6].tolist()}")
 
 
-def paste_back(generated: np.ndarray, background: np.ndarray, masks: np.ndarray, *, feather_px: float = 1.5) -> np.ndarray:
+def paste_back(
+    generated: np.ndarray, background: np.ndarray, masks: np.ndarray, *, feather_px: float = 1.5
+) -> np.ndarray:
     """Keep the background exactly outside the (slightly widened) mask, blending at the border.
 
     The decoder of a latent model alters every pixel a little; pasting the generated pixels back
@@ -102,7 +106,9 @@ def paste_back(generated: np.ndarray, background: np.ndarray, masks: np.ndarray,
     for i, mask in enumerate(masks.astype(bool)):
         distance = ndimage.distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, np.inf)
         weights[i] = np.clip(1.0 - distance / feather_px, 0.0, 1.0) if feather_px > 0 else mask
-    blended = weights[..., None] * generated.astype(np.float32) + (1 - weights[..., None]) * background.astype(np.float32)
+    blended = weights[..., None] * generated.astype(np.float32) + (1 - weights[..., None]) * background.astype(
+        np.float32
+    )
     return np.round(blended).clip(0, 255).astype(np.uint8)
 
 
@@ -120,12 +126,24 @@ class InpaintingGenerator(abc.ABC):
         self.config = config if config is not None else self.Config()
 
     @abc.abstractmethod
-    def fit(self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True) -> pd.DataFrame:
+    def fit(
+        self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True
+    ) -> pd.DataFrame:
         """Train on ``examples``; return the per-step log (at least ``step`` and ``loss``)."""
 
     @abc.abstractmethod
-    def generate(self, backgrounds: np.ndarray, masks: np.ndarray, prompts: list[str], *, negative_prompt: str,
-                 steps: int, guidance_scale: float, seeds: list[int], progress: bool = False) -> np.ndarray:  # fmt: skip
+    def generate(
+        self,
+        backgrounds: np.ndarray,
+        masks: np.ndarray,
+        prompts: list[str],
+        *,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        seeds: list[int],
+        progress: bool = False,
+    ) -> np.ndarray:
         """Inpaint ``prompts[i]`` into ``masks[i]`` of ``backgrounds[i]``.
 
         Args:
@@ -148,7 +166,9 @@ class InpaintingGenerator(abc.ABC):
     def load(cls, directory: str | Path) -> InpaintingGenerator:
         """Inverse of :meth:`save`."""
 
-    def check_generate_inputs(self, backgrounds: np.ndarray, masks: np.ndarray, prompts: list[str], seeds: list[int]) -> None:
+    def check_generate_inputs(
+        self, backgrounds: np.ndarray, masks: np.ndarray, prompts: list[str], seeds: list[int]
+    ) -> None:
         """Shared argument checks of :meth:`generate` (clear errors naming the argument)."""
         check_images("backgrounds", backgrounds)
         check_masks("masks", masks, like=backgrounds)

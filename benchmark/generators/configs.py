@@ -7,7 +7,6 @@ Each is a section (or sub-section) of params.yaml, parsed by :func:`benchmark.co
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 
@@ -50,13 +49,25 @@ class AutoencoderConfig:
     checkpoint_every: int = 100
 
     def __post_init__(self):
-        checks = {name: (getattr(self, name) >= 1, ">= 1") for name in ("latent_channels", "layers_per_block", "steps", "batch_size", "checkpoint_every")}
-        checks |= {name: (getattr(self, name) >= 0, ">= 0") for name in ("warmup_steps", "weight_decay", "kl_weight", "mse_weight")}
+        checks = {
+            name: (getattr(self, name) >= 1, ">= 1")
+            for name in ("latent_channels", "layers_per_block", "steps", "batch_size", "checkpoint_every")
+        }
+        checks |= {
+            name: (getattr(self, name) >= 0, ">= 0")
+            for name in ("warmup_steps", "weight_decay", "kl_weight", "mse_weight")
+        }
         checks["learning_rate"] = (self.learning_rate > 0, "> 0")
-        checks["block_out_channels"] = (len(self.block_out_channels) >= 1 and min(self.block_out_channels) >= 1, "non-empty and positive")
+        checks["block_out_channels"] = (
+            len(self.block_out_channels) >= 1 and min(self.block_out_channels) >= 1,
+            "non-empty and positive",
+        )
         # A share that rounds to no mask per batch would silently never teach the masks.
         share, masks_per_batch = self.mask_share, round(self.mask_share * self.batch_size)
-        checks["mask_share"] = (0 <= share < 1 and (share == 0 or masks_per_batch >= 1), "in [0, 1) and give >= 1 mask per batch")
+        checks["mask_share"] = (
+            0 <= share < 1 and (share == 0 or masks_per_batch >= 1),
+            "in [0, 1) and give >= 1 mask per batch",
+        )
         for name, (valid, requirement) in checks.items():
             if not valid:
                 raise ValueError(f"AutoencoderConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
@@ -87,6 +98,10 @@ class InpaintingConfig:
             by the unconditional (negative-prompt) embedding, so that classifier-free guidance
             (eq. 8) has an unconditional model to contrast with.
         lambda_preserve: weight of the background-preservation term of eq. 7 (>= 0).
+        preserve_snr_gamma: bound of that term's per-timestep weight (min-SNR-γ, Hang et al. 2023):
+            the clean-latent error outside the mask is weighted by min(SNR_t, γ), which is at most
+            the ε-space weight 1; None leaves it unweighted, i.e. (1 − ᾱ_t)/ᾱ_t in ε-space (mean 20
+            over t, 213 at t = T − 1). See :func:`benchmark.generators.inpainting.generation_loss`.
         checkpoint_every: steps between resumable checkpoints.
     """
 
@@ -106,10 +121,20 @@ class InpaintingConfig:
     max_grad_norm: float = 1.0
     text_dropout: float = 0.1
     lambda_preserve: float = 0.1
+    preserve_snr_gamma: float | None = None
     checkpoint_every: int = 100
 
     def __post_init__(self):
-        for name in ("layers_per_block", "attention_head_dim", "num_train_timesteps", "steps", "batch_size", "checkpoint_every"):
+        if self.preserve_snr_gamma is not None and not self.preserve_snr_gamma > 0:
+            raise ValueError(f"preserve_snr_gamma must be > 0 or null (unweighted), got {self.preserve_snr_gamma!r}")
+        for name in (
+            "layers_per_block",
+            "attention_head_dim",
+            "num_train_timesteps",
+            "steps",
+            "batch_size",
+            "checkpoint_every",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -117,14 +142,20 @@ class InpaintingConfig:
         if len(widths) < 1 or min(widths) < 1:
             raise ValueError(f"block_out_channels needs at least one positive width, got {self.block_out_channels}")
         if any(w % self.attention_head_dim for w in widths):
-            raise ValueError(f"block_out_channels {widths} must all be divisible by attention_head_dim {self.attention_head_dim}")
+            raise ValueError(
+                f"block_out_channels {widths} must all be divisible by attention_head_dim {self.attention_head_dim}"
+            )
         if not 0 <= self.cross_attention_from_level < len(widths):
-            raise ValueError(f"cross_attention_from_level must be in [0, {len(widths) - 1}] (a level of block_out_channels), "
-                             f"got {self.cross_attention_from_level}")  # fmt: skip
+            raise ValueError(
+                f"cross_attention_from_level must be in [0, {len(widths) - 1}] (a level of block_out_channels), "
+                f"got {self.cross_attention_from_level}"
+            )
         if self.beta_schedule not in ("scaled_linear", "linear"):
             raise ValueError(f"beta_schedule must be 'scaled_linear' or 'linear', got {self.beta_schedule!r}")
         if not 0 < self.beta_start < self.beta_end < 1:
-            raise ValueError(f"beta_start and beta_end need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
+            raise ValueError(
+                f"beta_start and beta_end need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         for name in ("warmup_steps", "weight_decay", "max_grad_norm", "lambda_preserve"):
@@ -158,10 +189,14 @@ class LatentGeneratorConfig:
 
     def __post_init__(self):
         if self.text_encoder == "clip" and not self.text_encoder_path:
-            raise ValueError("text_encoder 'clip' needs text_encoder_path: a local folder with a saved CLIPTextModel and tokenizer")
+            raise ValueError(
+                "text_encoder 'clip' needs text_encoder_path: a local folder with a saved CLIPTextModel and tokenizer"
+            )
         if self.max_length < 8 or self.batch_size < 1 or self.feather_px < 0:
-            raise ValueError(f"need max_length >= 8, batch_size >= 1, feather_px >= 0; got {self.max_length}, "
-                             f"{self.batch_size}, {self.feather_px}")  # fmt: skip
+            raise ValueError(
+                f"need max_length >= 8, batch_size >= 1, feather_px >= 0; got {self.max_length}, "
+                f"{self.batch_size}, {self.feather_px}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +219,7 @@ class SDXLInpaintingConfig:
         text_dropout: share in [0, 1) of samples whose prompt (token and pooled embeddings) is
             replaced by the negative prompt's, so that guidance (eq. 8) has an unconditional branch.
         lambda_preserve: weight (>= 0) of eq. 7's background-preservation term.
+        preserve_snr_gamma: min-SNR-γ bound of that term's weight (see :class:`InpaintingConfig`).
         checkpoint_every: steps between resumable checkpoints.
         mixed_precision: "no", "fp16" (CUDA only) or "bf16", passed to ``accelerate.Accelerator``;
             weights stay float32 and only the forward pass is autocast.
@@ -205,12 +241,15 @@ class SDXLInpaintingConfig:
     max_grad_norm: float = 1.0
     text_dropout: float = 0.1
     lambda_preserve: float = 0.1
+    preserve_snr_gamma: float | None = None
     checkpoint_every: int = 500
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     sampler: str = "ddim"
 
     def __post_init__(self):
+        if self.preserve_snr_gamma is not None and not self.preserve_snr_gamma > 0:
+            raise ValueError(f"preserve_snr_gamma must be > 0 or null (unweighted), got {self.preserve_snr_gamma!r}")
         if self.pretrained_path is not None and (not isinstance(self.pretrained_path, str) or not self.pretrained_path):
             raise ValueError(f"pretrained_path must be a folder path or null, got {self.pretrained_path!r}")
         for name in ("resolution", "lora_rank", "lora_alpha", "steps", "batch_size", "checkpoint_every"):
@@ -218,10 +257,14 @@ class SDXLInpaintingConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if self.resolution % 8:
-            raise ValueError(f"resolution must be a multiple of 8 (the SDXL pipeline's requirement), got {self.resolution}; "
-                             f"the paper uses 256")  # fmt: skip
+            raise ValueError(
+                f"resolution must be a multiple of 8 (the SDXL pipeline's requirement), got {self.resolution}; "
+                f"the paper uses 256"
+            )
         if not self.lora_target_modules or not all(isinstance(m, str) and m for m in self.lora_target_modules):
-            raise ValueError(f"lora_target_modules must list UNet module names such as 'to_q', got {self.lora_target_modules!r}")
+            raise ValueError(
+                f"lora_target_modules must list UNet module names such as 'to_q', got {self.lora_target_modules!r}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         for name in ("warmup_steps", "weight_decay", "max_grad_norm", "lambda_preserve"):
@@ -232,4 +275,6 @@ class SDXLInpaintingConfig:
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
         if self.sampler not in ("ddim", "pipeline"):
-            raise ValueError(f"sampler must be 'ddim' (the paper's) or 'pipeline' (the checkpoint's scheduler), got {self.sampler!r}")
+            raise ValueError(
+                f"sampler must be 'ddim' (the paper's) or 'pipeline' (the checkpoint's scheduler), got {self.sampler!r}"
+            )

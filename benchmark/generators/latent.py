@@ -55,11 +55,14 @@ class LatentInpaintingGenerator(InpaintingGenerator):
         if self._text_encoder is None:
             from benchmark.generators.text_encoder import TextEncoder
 
-            self._text_encoder = TextEncoder.from_local(self.config.text_encoder, self.config.text_encoder_path,
-                                                        max_length=self.config.max_length)  # fmt: skip
+            self._text_encoder = TextEncoder.from_local(
+                self.config.text_encoder, self.config.text_encoder_path, max_length=self.config.max_length
+            )
         return self._text_encoder
 
-    def _latent_inputs(self, normal_images: np.ndarray, masks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _latent_inputs(
+        self, normal_images: np.ndarray, masks: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(known latents, mask at latent size, masked-image latents), float32 (N, 4|1|4, h, w).
 
         The masked image is the normal image with the mask region set to 0 in [-1, 1] pixel space
@@ -71,18 +74,40 @@ class LatentInpaintingGenerator(InpaintingGenerator):
         masked_latents = torch.from_numpy(self.autoencoder._encode(masked))
         return known, downsample_masks(masks, known.shape[-1]), masked_latents
 
-    def fit(self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True) -> pd.DataFrame:
+    def fit(
+        self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True
+    ) -> pd.DataFrame:
         """Encode everything once, then train the denoiser (resumable, see ``train_inpainting``)."""
         latents = torch.from_numpy(self.autoencoder.encode_images(examples.images))
         normal_latents, mask_latents, masked_latents = self._latent_inputs(examples.normal_images, examples.masks)
         text, _ = self.text_encoder.encode(list(examples.prompts))
         uncond, _ = self.text_encoder.encode([examples.negative_prompt])
-        self.denoiser, log = train_inpainting(latents, normal_latents, mask_latents, masked_latents, text.cpu(), uncond.cpu(),
-                                              self.config.denoiser, seed=seed, checkpoint_dir=checkpoint_dir, progress=progress)  # fmt: skip
+        self.denoiser, log = train_inpainting(
+            latents,
+            normal_latents,
+            mask_latents,
+            masked_latents,
+            text.cpu(),
+            uncond.cpu(),
+            self.config.denoiser,
+            seed=seed,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+        )
         return log
 
-    def generate(self, backgrounds: np.ndarray, masks: np.ndarray, prompts: list[str], *, negative_prompt: str,
-                 steps: int, guidance_scale: float, seeds: list[int], progress: bool = False) -> np.ndarray:  # fmt: skip
+    def generate(
+        self,
+        backgrounds: np.ndarray,
+        masks: np.ndarray,
+        prompts: list[str],
+        *,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        seeds: list[int],
+        progress: bool = False,
+    ) -> np.ndarray:
         """See :meth:`InpaintingGenerator.generate`; per-part seconds land in ``last_timings``."""
         from tqdm.auto import tqdm
 
@@ -102,9 +127,18 @@ class LatentInpaintingGenerator(InpaintingGenerator):
             known, mask_latents, masked_latents = self._latent_inputs(backgrounds[part], masks[part])
             timings["encode_s"] += (clock := time.perf_counter()) - now
             generators = [torch.Generator().manual_seed(int(s)) for s in seeds[part]]
-            latents = ddim_inpaint(self.denoiser, self.config.denoiser, masked_image_latents=masked_latents, mask_latents=mask_latents,
-                                   known_latents=known, text_embeddings=text.cpu(), uncond_embeddings=uncond.cpu(), steps=steps,
-                                   guidance_scale=guidance_scale, generator=generators)  # fmt: skip
+            latents = ddim_inpaint(
+                self.denoiser,
+                self.config.denoiser,
+                masked_image_latents=masked_latents,
+                mask_latents=mask_latents,
+                known_latents=known,
+                text_embeddings=text.cpu(),
+                uncond_embeddings=uncond.cpu(),
+                steps=steps,
+                guidance_scale=guidance_scale,
+                generator=generators,
+            )
             timings["denoise_s"] += (now := time.perf_counter()) - clock
             decoded = self.autoencoder.decode_images(latents)
             timings["decode_s"] += (clock := time.perf_counter()) - now
@@ -126,11 +160,15 @@ class LatentInpaintingGenerator(InpaintingGenerator):
     def load(cls, directory: str | Path) -> LatentInpaintingGenerator:
         directory = Path(directory)
         if not (directory / METADATA_FILE).is_file():
-            raise FileNotFoundError(f"{directory / METADATA_FILE} is missing: {directory} is not a saved generator; rerun `dvc repro generator`")
+            raise FileNotFoundError(
+                f"{directory / METADATA_FILE} is missing: {directory} is not a saved generator; rerun `dvc repro generator`"
+            )
         metadata = read_json(directory / METADATA_FILE)
         if metadata.get("backend") != cls.name:
             raise ValueError(f"{directory} holds a '{metadata.get('backend')}' generator, not '{cls.name}'")
-        config = from_mapping(cls.Config, metadata["config"], where="generator.latent", source=str(directory / METADATA_FILE))
+        config = from_mapping(
+            cls.Config, metadata["config"], where="generator.latent", source=str(directory / METADATA_FILE)
+        )
         generator = cls(config, autoencoder=LatentAutoencoder.load(directory / "autoencoder"))
         generator.denoiser, _ = load_denoiser(directory / "denoiser")
         return generator

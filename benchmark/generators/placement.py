@@ -9,7 +9,8 @@ scaled, rotated and moved onto tissue that holds no lesion, inside the field of 
   least ``margin_px`` of rim; the disc is kept.
 
 The synthetic image's label is the union of the background's own ground truth and the new mask
-(:func:`union_label`). Everything is drawn from the ``numpy.random.Generator`` passed in, so a
+(:func:`union_label`); the quality gate scores only the new lesion, outside the background's own
+(:func:`gate_region`). Everything is drawn from the ``numpy.random.Generator`` passed in, so a
 placement is reproducible from its seed.
 """
 
@@ -70,14 +71,21 @@ def donor_components(masks: np.ndarray, *, min_pixels: int = 4) -> list[np.ndarr
     Returns:
         bool arrays (h, w), one per connected component, tight bounding box; in mask order.
     """
-    donors = []
-    for mask in np.asarray(masks).astype(bool):
-        labels, count = ndimage.label(mask)
-        for box, index in zip(ndimage.find_objects(labels), range(1, count + 1)):
-            component = labels[box] == index
-            if component.sum() >= min_pixels:
-                donors.append(component)
-    return donors
+    return [component for mask in np.asarray(masks) for _, component in donor_boxes(mask, min_pixels=min_pixels)]
+
+
+def donor_boxes(mask: np.ndarray, *, min_pixels: int = 4) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """The lesions of one mask (S, S) as ``(bounding box, bool component)``, in :func:`donor_components` order.
+
+    The box indexes the source image, so a donor's pixels can be cut out with it (copy-paste control).
+    """
+    labels, count = ndimage.label(np.asarray(mask).astype(bool))
+    boxes = []
+    for box, index in zip(ndimage.find_objects(labels), range(1, count + 1)):
+        component = labels[box] == index
+        if component.sum() >= min_pixels:
+            boxes.append((box, component))
+    return boxes
 
 
 def transform_component(component: np.ndarray, scale: float, angle_deg: float) -> np.ndarray:
@@ -96,10 +104,17 @@ def transform_component(component: np.ndarray, scale: float, angle_deg: float) -
     return rotated[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
-def place_mask(donor: np.ndarray, allowed: np.ndarray, rng: np.random.Generator, *,
-               scale_range: tuple[float, float] = (0.75, 1.25), max_rotation_deg: float = 180.0,
-               target: tuple[float, float] | None = None, max_offset_px: float | None = None,
-               tries: int = 8) -> Placement | None:  # fmt: skip
+def place_mask(
+    donor: np.ndarray,
+    allowed: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    max_rotation_deg: float = 180.0,
+    target: tuple[float, float] | None = None,
+    max_offset_px: float | None = None,
+    tries: int = 8,
+) -> Placement | None:
     """Put a transformed copy of ``donor`` where it lies entirely inside ``allowed``.
 
     Draws a scale in ``scale_range`` and a rotation in ±``max_rotation_deg``, then a position
@@ -195,9 +210,35 @@ def union_label(label: np.ndarray, new_mask: np.ndarray) -> np.ndarray:
     return (np.asarray(label, bool) | np.asarray(new_mask, bool)).astype(np.uint8)
 
 
+def gate_region(own_target: np.ndarray, modality: str, *, margin_px: int = 2) -> np.ndarray:
+    """Where the quality gate scores a sample: everywhere except the background's own lesion. bool (S, S).
+
+    An unpainted sample must never pass the gate, so the validator's prediction of the lesion the
+    background already has may not count towards the new one:
+
+    - polyp: outside the own lesion dilated by ``margin_px`` (the margin :func:`polyp_allowed_region`
+      keeps the new mask away from it, so the new mask lies wholly inside this region);
+    - fundus: outside the own (physiological) cup, not dilated: the new, enlarged cup contains it,
+      and what the gate checks is the ring by which the cup grows.
+
+    Args:
+        own_target: (S, S) in {0, 1}: the background's own target (zeros for a lesion-free twin).
+        modality: "polyp" or "fundus".
+    """
+    own = np.asarray(own_target, bool)
+    if modality == "polyp" and own.any() and margin_px > 0:
+        own = ndimage.binary_dilation(own, structure=np.ones((3, 3), bool), iterations=margin_px)
+    elif modality not in ("polyp", "fundus"):
+        raise ValueError(f"modality must be 'polyp' or 'fundus', got {modality!r}")
+    return ~own
+
+
 def vertical_cdr(cup: np.ndarray, disc: np.ndarray) -> float:
     """Vertical cup-to-disc ratio: rows spanned by the cup / rows spanned by the disc (0 without cup)."""
-    cup_rows, disc_rows = np.nonzero(np.asarray(cup, bool).any(axis=1))[0], np.nonzero(np.asarray(disc, bool).any(axis=1))[0]
+    cup_rows, disc_rows = (
+        np.nonzero(np.asarray(cup, bool).any(axis=1))[0],
+        np.nonzero(np.asarray(disc, bool).any(axis=1))[0],
+    )
     if len(disc_rows) == 0:
         raise ValueError("no disc: the vertical CDR is undefined")
     if len(cup_rows) == 0:

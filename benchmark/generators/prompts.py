@@ -31,8 +31,12 @@ BASIC_PROMPTS: dict[str, str] = {
 #: Real polyps: size word from the mask's share of the image (upper bounds, exclusive).
 AREA_FRACTION_WORDS = ((0.05, "small"), (0.15, "medium-sized"), (math.inf, "large"))
 #: Procedural polyps: (upper bound in mm, bin label, size word); "small" matches the data's ``small`` (< 5 mm).
-DIAMETER_BINS = ((5.0, "under 5 mm", "small"), (10.0, "5-10 mm", "medium-sized"),
-                 (20.0, "10-20 mm", "large"), (math.inf, "over 20 mm", "large"))  # fmt: skip
+DIAMETER_BINS = (
+    (5.0, "under 5 mm", "small"),
+    (10.0, "5-10 mm", "medium-sized"),
+    (20.0, "10-20 mm", "large"),
+    (math.inf, "over 20 mm", "large"),
+)
 P_SURFACE, P_VASCULAR, P_CDR_NUMBER = 0.7, 0.5, 0.75  # chance that an optional known attribute is stated
 
 _MORPHOLOGY = {
@@ -55,16 +59,29 @@ _VASCULAR = {
 _CUPPING = {  # every phrase names its stratum, so the stratum can be read back from the text
     "normal": ("physiological optic cup", "small physiological cup"),
     "early": ("early glaucomatous cupping", "early enlargement of the optic cup"),
-    "advanced": ("advanced glaucomatous cupping", "advanced enlargement of the optic cup",
-                 "advanced rim loss with vessel displacement"),  # fmt: skip
+    "advanced": (
+        "advanced glaucomatous cupping",
+        "advanced enlargement of the optic cup",
+        "advanced rim loss with vessel displacement",
+    ),
 }
 _RIM_THINNING = {"inferior", "superior", "diffuse", "none"}
 _POLYP_LEADS = ("", "colonoscopy image of {a} ", "endoscopic view of {a} ", "{a} ")
-_FUNDUS_LEADS = ("", "fundus photograph of an optic disc with ", "retinal fundus image showing ", "colour fundus photo with ")
+_FUNDUS_LEADS = (
+    "",
+    "fundus photograph of an optic disc with ",
+    "retinal fundus image showing ",
+    "colour fundus photo with ",
+)
 
 
-def prompt_for(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic", "none"],
-               rng: np.random.Generator) -> str:  # fmt: skip
+def prompt_for(
+    modality: str,
+    attributes: Mapping[str, Any],
+    *,
+    variant: Literal["diverse", "basic", "none"],
+    rng: np.random.Generator,
+) -> str:
     """Text prompt for the lesion of one attribute row.
 
     Args:
@@ -82,8 +99,13 @@ def prompt_for(modality: str, attributes: Mapping[str, Any], *, variant: Literal
     return prompt_and_attributes(modality, attributes, variant=variant, rng=rng)[0]
 
 
-def prompt_and_attributes(modality: str, attributes: Mapping[str, Any], *, variant: Literal["diverse", "basic", "none"],
-                          rng: np.random.Generator) -> tuple[str, dict[str, Any]]:  # fmt: skip
+def prompt_and_attributes(
+    modality: str,
+    attributes: Mapping[str, Any],
+    *,
+    variant: Literal["diverse", "basic", "none"],
+    rng: np.random.Generator,
+) -> tuple[str, dict[str, Any]]:
     """:func:`prompt_for` and the attributes that this very prompt states (a subset of
     :func:`prompt_attributes`; empty for "basic" and "none"). Same draws, so the texts are equal for equal rng states."""
     _check(modality, variant)
@@ -132,7 +154,9 @@ def prompt_attributes(modality: str, attributes: Mapping[str, Any]) -> dict[str,
         out.update(cup_stratum=stratum_of(float(vcdr)), cdr=math.floor(float(vcdr) * 10 + 1e-9) / 10)
     elif stratum is not None:
         out["cup_stratum"] = _known(str(stratum), _CUPPING, "stratum")
-    if (thinning := _value(attributes, "rim_thinning")) is not None and _known(str(thinning), _RIM_THINNING, "rim_thinning") != "none":
+    if (thinning := _value(attributes, "rim_thinning")) is not None and _known(
+        str(thinning), _RIM_THINNING, "rim_thinning"
+    ) != "none":
         out["rim_thinning"] = str(thinning)
     return out
 
@@ -174,7 +198,9 @@ def _fundus_prompt(known: dict[str, Any], rng: np.random.Generator) -> tuple[str
         parts.append(f"{enlarged}cup-to-disc ratio {known['cdr']:.1f}")
     if "rim_thinning" in known:
         stated["rim_thinning"] = known["rim_thinning"]
-        parts.append(_pick(rng, (f"{known['rim_thinning']} rim thinning", f"{known['rim_thinning']} neuroretinal rim thinning")))
+        parts.append(
+            _pick(rng, (f"{known['rim_thinning']} rim thinning", f"{known['rim_thinning']} neuroretinal rim thinning"))
+        )
     return _pick(rng, _FUNDUS_LEADS) + ", ".join(parts), stated
 
 
@@ -214,5 +240,5 @@ def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
 
 
 def _article(phrase: str) -> str:
-    """"an" before a vowel sound ("an 8 mm", "an 11 mm"), else "a"."""
+    """ "an" before a vowel sound ("an 8 mm", "an 11 mm"), else "a"."""
     return "an" if phrase[0] in "aeiou8" or phrase.split(" ")[0] in ("11", "18") else "a"

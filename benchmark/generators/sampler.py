@@ -14,25 +14,52 @@ import torch
 from benchmark.generators.inpainting import LATENT_CHANNELS, InpaintingConfig, make_inputs
 from benchmark.methods.supervised import module_device
 
+#: DDIM timestep spacing: "trailing" starts every sampling run at the last training timestep T − 1,
+#: where the pure noise it starts from is what training saw. diffusers' default "leading" starts
+#: at T − T/steps + 1 (t = 801 at 5 steps, signal amplitude 0.19), i.e. it feeds pure noise in as
+#: a partly clean latent (see Lin et al., "Common diffusion noise schedules and sample steps are
+#: flawed", WACV 2024). The latent segmenter's DDIM uses the same spacing.
+TIMESTEP_SPACING = "trailing"
+
 
 def make_scheduler(config: InpaintingConfig):
     """A deterministic (η = 0) ``DDIMScheduler`` with the config's training noise schedule.
 
-    Stable Diffusion's inference settings: ``set_alpha_to_one=False``, ``steps_offset=1``,
-    ε-prediction, and ``clip_sample=False`` (latents are not bounded to [-1, 1]).
+    ``timestep_spacing="trailing"`` (:data:`TIMESTEP_SPACING`: the first step is at t = T − 1 for
+    any step count), ``set_alpha_to_one=False``, ε-prediction, and ``clip_sample=False`` (latents
+    are not bounded to [-1, 1]).
     """
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(num_train_timesteps=config.num_train_timesteps, beta_start=config.beta_start,
-                         beta_end=config.beta_end, beta_schedule=config.beta_schedule, clip_sample=False,
-                         set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")  # fmt: skip
+    # steps_offset only shifts "leading" timesteps (Stable Diffusion's 1); "trailing" ignores it
+    return DDIMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        beta_schedule=config.beta_schedule,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing=TIMESTEP_SPACING,
+        prediction_type="epsilon",
+    )
 
 
 @torch.no_grad()
-def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: torch.Tensor, mask_latents: torch.Tensor,
-                 known_latents: torch.Tensor, text_embeddings: torch.Tensor, uncond_embeddings: torch.Tensor,
-                 steps: int = 50, guidance_scale: float = 7.5,
-                 generator: torch.Generator | Sequence[torch.Generator], paste_known: bool = True) -> torch.Tensor:  # fmt: skip
+def ddim_inpaint(
+    denoiser,
+    config: InpaintingConfig,
+    *,
+    masked_image_latents: torch.Tensor,
+    mask_latents: torch.Tensor,
+    known_latents: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    uncond_embeddings: torch.Tensor,
+    steps: int = 50,
+    guidance_scale: float = 7.5,
+    generator: torch.Generator | Sequence[torch.Generator],
+    paste_known: bool = True,
+) -> torch.Tensor:
     """Inpaint the masked region of a batch of latents by DDIM with classifier-free guidance.
 
     Starts from z_T ~ N(0, I) drawn with ``generator``. At every step the conditional and the
@@ -71,13 +98,17 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     batch = known_latents.shape[0]
     shape = tuple(known_latents.shape)
     if tuple(masked_image_latents.shape) != shape or tuple(mask_latents.shape) != (batch, 1, *shape[2:]):
-        raise ValueError(f"masked_image_latents {tuple(masked_image_latents.shape)} must be {shape} and mask_latents "
-                         f"{tuple(mask_latents.shape)} must be {(batch, 1, *shape[2:])}")  # fmt: skip
+        raise ValueError(
+            f"masked_image_latents {tuple(masked_image_latents.shape)} must be {shape} and mask_latents "
+            f"{tuple(mask_latents.shape)} must be {(batch, 1, *shape[2:])}"
+        )
     if text_embeddings.ndim != 3 or text_embeddings.shape[0] != batch:
         raise ValueError(f"text_embeddings must be ({batch}, L, D), got {tuple(text_embeddings.shape)}")
     if uncond_embeddings.shape[0] not in (1, batch) or uncond_embeddings.shape[1:] != text_embeddings.shape[1:]:
-        raise ValueError(f"uncond_embeddings must be (1 or {batch}, {text_embeddings.shape[1]}, {text_embeddings.shape[2]}), "
-                         f"got {tuple(uncond_embeddings.shape)}")  # fmt: skip
+        raise ValueError(
+            f"uncond_embeddings must be (1 or {batch}, {text_embeddings.shape[1]}, {text_embeddings.shape[2]}), "
+            f"got {tuple(uncond_embeddings.shape)}"
+        )
     device = module_device(denoiser, known_latents.device)
     scheduler = make_scheduler(config)
     scheduler.set_timesteps(steps)
@@ -85,14 +116,18 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
     mask = mask_latents.float().to(device)
     inside = mask > 0.5
     known = known_latents.float().to(device)
-    conditioning = make_inputs(torch.zeros_like(known), mask, masked_image_latents.float().to(device))[:, LATENT_CHANNELS:]  # mask + masked-image channels
+    conditioning = make_inputs(torch.zeros_like(known), mask, masked_image_latents.float().to(device))[
+        :, LATENT_CHANNELS:
+    ]  # mask + masked-image channels
     # s = 1 is the conditional prediction and s = 0 the unconditional one: one pass of batch B, not 2B
     branches = 2 if guidance_scale not in (0.0, 1.0) else 1
     if branches == 2:
         conditioning = torch.cat([conditioning, conditioning])
         text = torch.cat([uncond_embeddings.float().expand(batch, -1, -1), text_embeddings.float()]).to(device)
     else:
-        text = (text_embeddings if guidance_scale == 1.0 else uncond_embeddings.expand(batch, -1, -1)).float().to(device)
+        text = (
+            (text_embeddings if guidance_scale == 1.0 else uncond_embeddings.expand(batch, -1, -1)).float().to(device)
+        )
     latents = (_randn(shape, generator) * scheduler.init_noise_sigma).to(device)
     timesteps = scheduler.timesteps
     for i, t in enumerate(timesteps):
@@ -113,7 +148,6 @@ def ddim_inpaint(denoiser, config: InpaintingConfig, *, masked_image_latents: to
                 background = known
             latents = torch.where(inside, latents, background)
     return latents
-
 
 
 def _randn(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:

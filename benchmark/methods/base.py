@@ -42,7 +42,9 @@ class SegmentationMethod(abc.ABC):
         self.config = config if config is not None else self.Config()
 
     @abc.abstractmethod
-    def fit(self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True) -> None:
+    def fit(
+        self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True
+    ) -> None:
         """Train on ``train``; choose the checkpoint on ``val``; keep resumable state in ``out_dir``."""
 
     @abc.abstractmethod
@@ -70,7 +72,7 @@ class SegmentationMethod(abc.ABC):
         self._save_weights(directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SegmentationMethod":
+    def load(cls, directory: str | Path) -> SegmentationMethod:
         """Rebuild a saved method; the folder must have been written by the same method."""
         directory = Path(directory)
         config_path = directory / "config.json"

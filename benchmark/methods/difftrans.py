@@ -58,7 +58,9 @@ class DiffTransConfig(MaskDiffusionConfig):
             raise ValueError(f"dims {self.dims} needs >= 2 levels and every width must be positive")
         extra = max(0, self.patch_size.bit_length() - 2)  # log2(patch_size / 2) for powers of 2
         if self.patch_size & (self.patch_size - 1) or len(self.encoder_dims) != len(self.dims) + extra:
-            raise ValueError(f"patch_size {self.patch_size} must be a power of 2 and encoder_dims {self.encoder_dims} needs {len(self.dims) + extra} levels")
+            raise ValueError(
+                f"patch_size {self.patch_size} must be a power of 2 and encoder_dims {self.encoder_dims} needs {len(self.dims) + extra} levels"
+            )
         if self.patch_size < 1 or not self.windows or min(self.windows) < 1 or self.head_channels < 1:
             raise ValueError("patch_size, windows and head_channels must be >= 1 (windows non-empty)")
         if any(d % max(1, d // self.head_channels) for d in self.dims):
@@ -75,12 +77,29 @@ class DiffTrans(MaskDiffusionMethod):
     @classmethod
     def smoke_config(cls) -> DiffTransConfig:
         return DiffTransConfig(
-            dims=(16, 32), encoder_dims=(16, 32), patch_size=2, windows=(2, 4), epochs=6, batch_size=8, learning_rate=3e-3, warmup_fraction=0.0,
-            augmentation="none", inference_steps=3, ensemble_size=2, validation_steps=2, validation_ensemble=1,
+            dims=(16, 32),
+            encoder_dims=(16, 32),
+            patch_size=2,
+            windows=(2, 4),
+            epochs=6,
+            batch_size=8,
+            learning_rate=3e-3,
+            warmup_fraction=0.0,
+            augmentation="none",
+            inference_steps=3,
+            ensemble_size=2,
+            validation_steps=2,
+            validation_ensemble=1,
         )
 
     def build_network(self) -> torch.nn.Module:
         from benchmark.methods.difftrans_network import DiffTransNetwork
 
         c = self.config
-        return DiffTransNetwork(c.dims, encoder_dims=c.encoder_dims, patch_size=c.patch_size, windows=c.windows, head_channels=c.head_channels)
+        return DiffTransNetwork(
+            c.dims,
+            encoder_dims=c.encoder_dims,
+            patch_size=c.patch_size,
+            windows=c.windows,
+            head_channels=c.head_channels,
+        )

@@ -77,7 +77,9 @@ class WindowAttention(nn.Module):
         batch, channels, height, width = x.shape
         window = min(self.window, height, width)
         if height % window or width % window:
-            raise ValueError(f"a {height}x{width} feature map cannot be split into {window}x{window} windows; use an image size divisible by patch_size * 2**(levels-1) * window")
+            raise ValueError(
+                f"a {height}x{width} feature map cannot be split into {window}x{window} windows; use an image size divisible by patch_size * 2**(levels-1) * window"
+            )
         tokens = _windows(x, window)
         context_tokens = tokens if context is None else _windows(context, window)
         split = lambda t: t.view(t.shape[0], t.shape[1], self.heads, -1).transpose(1, 2)  # noqa: E731
@@ -103,8 +105,10 @@ class MultiWindowBlock(nn.Module):
         self.fuse = nn.Conv2d(len(windows) * channels, channels, 1)
         self.cross = WindowAttention(channels, heads, max(windows))
         self.feed_forward = nn.Sequential(
-            nn.Conv2d(channels, 2 * channels, 1), nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels),
-            nn.GELU(), nn.Conv2d(2 * channels, channels, 1),
+            nn.Conv2d(channels, 2 * channels, 1),
+            nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels),
+            nn.GELU(),
+            nn.Conv2d(2 * channels, channels, 1),
         )
 
     def forward(self, x: torch.Tensor, image: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
@@ -144,20 +148,28 @@ class DiffTransNetwork(nn.Module):
             raise ValueError(f"patch_size must be a power of 2, got {patch_size}")
         encoder_dims = encoder_dims or (dims[0],) * self.skipped_levels + tuple(dims)
         if len(encoder_dims) != len(dims) + self.skipped_levels:
-            raise ValueError(f"with patch_size {patch_size}, encoder_dims needs {len(dims) + self.skipped_levels} levels ({len(dims)} of dims + {self.skipped_levels} finer), got {encoder_dims}")
+            raise ValueError(
+                f"with patch_size {patch_size}, encoder_dims needs {len(dims) + self.skipped_levels} levels ({len(dims)} of dims + {self.skipped_levels} finer), got {encoder_dims}"
+            )
         time_dim = 4 * dims[0]
         heads = [max(1, d // head_channels) for d in dims]
         self.image_encoder = ConditionUNet(tuple(encoder_dims), image_stride)
-        self.image_projection = nn.ModuleList(nn.Conv2d(e, d, 1) for e, d in zip(encoder_dims[self.skipped_levels :], dims))
+        self.image_projection = nn.ModuleList(
+            nn.Conv2d(e, d, 1) for e, d in zip(encoder_dims[self.skipped_levels :], dims)
+        )
         self.time = TimeEmbedding(time_dim)
         self.embed = nn.Sequential(nn.PixelUnshuffle(patch_size), nn.Conv2d(patch_size**2, dims[0], 3, padding=1))
         self.encoder = nn.ModuleList(MultiWindowBlock(d, h, windows, time_dim) for d, h in zip(dims, heads))
         self.merge = nn.ModuleList(nn.Conv2d(d, d_next, 2, stride=2) for d, d_next in zip(dims[:-1], dims[1:]))
         self.middle = MultiWindowBlock(dims[-1], heads[-1], windows, time_dim)
-        self.expand = nn.ModuleList(nn.ConvTranspose2d(d_next, d, 2, stride=2) for d, d_next in zip(dims[:-1], dims[1:]))
+        self.expand = nn.ModuleList(
+            nn.ConvTranspose2d(d_next, d, 2, stride=2) for d, d_next in zip(dims[:-1], dims[1:])
+        )
         self.skip = nn.ModuleList(nn.Conv2d(2 * d, d, 1) for d in dims[:-1])
         self.decoder = nn.ModuleList(MultiWindowBlock(d, h, windows, time_dim) for d, h in zip(dims[:-1], heads[:-1]))
-        self.head = nn.Sequential(ChannelLayerNorm(dims[0]), nn.Conv2d(dims[0], patch_size**2, 3, padding=1), nn.PixelShuffle(patch_size))
+        self.head = nn.Sequential(
+            ChannelLayerNorm(dims[0]), nn.Conv2d(dims[0], patch_size**2, 3, padding=1), nn.PixelShuffle(patch_size)
+        )
         nn.init.zeros_(self.head[1].weight)
         nn.init.zeros_(self.head[1].bias)
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -33,12 +34,20 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from benchmark.config import check_epoch_size
 from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.config import check_epoch_size
-from benchmark.methods.supervised import (dice_bce_loss, epoch_order, images_to_tensor, masks_to_tensor, mean_dice, module_device,
-                                         steps_per_epoch, training_device)
+from benchmark.methods.supervised import (
+    dice_bce_loss,
+    epoch_order,
+    images_to_tensor,
+    masks_to_tensor,
+    mean_dice,
+    module_device,
+    steps_per_epoch,
+    training_device,
+)
 from benchmark.utils.io import atomic_path, load_torch_file
 
 TRAIN_TIMESTEPS = 1000
@@ -70,19 +79,30 @@ def training_scheduler(prediction_type: PredictionType = "epsilon", num_train_ti
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps, beta_start=BETA_START, beta_end=BETA_END,
-        beta_schedule="linear", prediction_type=prediction_type, clip_sample=True,
+        num_train_timesteps=num_train_timesteps,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="linear",
+        prediction_type=prediction_type,
+        clip_sample=True,
     )
 
 
-def sampling_scheduler(steps: int, prediction_type: PredictionType = "epsilon", num_train_timesteps: int = TRAIN_TIMESTEPS):
+def sampling_scheduler(
+    steps: int, prediction_type: PredictionType = "epsilon", num_train_timesteps: int = TRAIN_TIMESTEPS
+):
     """A DDIM scheduler over the same betas, set to ``steps`` inference steps."""
     from diffusers import DDIMScheduler
 
     scheduler = DDIMScheduler(
-        num_train_timesteps=num_train_timesteps, beta_start=BETA_START, beta_end=BETA_END,
-        beta_schedule="linear", prediction_type=prediction_type, clip_sample=True,
-        set_alpha_to_one=True, timestep_spacing="trailing",
+        num_train_timesteps=num_train_timesteps,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="linear",
+        prediction_type=prediction_type,
+        clip_sample=True,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
     )
     scheduler.set_timesteps(steps)
     return scheduler
@@ -132,7 +152,9 @@ def denoising_loss(
     """
     batch = images.shape[0]
     clean = masks_to_diffusion(masks)
-    noise = torch.randn(clean.shape, generator=generator).to(clean.device)  # drawn on the CPU: the same stream on any device
+    noise = torch.randn(clean.shape, generator=generator).to(
+        clean.device
+    )  # drawn on the CPU: the same stream on any device
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(clean.device)
     noisy = scheduler.add_noise(clean, noise, timesteps)
     condition = network.encode_condition(images)
@@ -255,7 +277,14 @@ class MaskDiffusionConfig:
 
     def __post_init__(self):
         check_epoch_size(self.epoch_size)
-        for name in ("epochs", "batch_size", "inference_steps", "ensemble_size", "validation_steps", "validation_ensemble"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "inference_steps",
+            "ensemble_size",
+            "validation_steps",
+            "validation_ensemble",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.gradient_clip < 0 or self.auxiliary_weight < 0:
@@ -291,7 +320,9 @@ def train_mask_diffusion(
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
-    generator = torch.Generator().manual_seed(seed)  # CPU: batches, augmentation, t and noise (same stream on any device)
+    generator = torch.Generator().manual_seed(
+        seed
+    )  # CPU: batches, augmentation, t and noise (same stream on any device)
     device = training_device()
     network.to(device)
     scheduler = training_scheduler(config.prediction_type)
@@ -310,7 +341,14 @@ def train_mask_diffusion(
         start_epoch = state["epoch"] + 1
 
     images, masks = images_to_tensor(train.images), masks_to_tensor(train.masks)
-    bar = tqdm(range(start_epoch, config.epochs), desc=description, disable=not progress, unit="epoch", initial=start_epoch, total=config.epochs)
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        desc=description,
+        disable=not progress,
+        unit="epoch",
+        initial=start_epoch,
+        total=config.epochs,
+    )
     for epoch in bar:
         network.train()
         order = epoch_order(len(train), config.epoch_size, generator)
@@ -321,7 +359,9 @@ def train_mask_diffusion(
             if config.augmentation == "standard":
                 batch_images, batch_masks = standard_augment(batch_images, batch_masks, generator)
             batch_images, batch_masks = batch_images.to(device), batch_masks.to(device)
-            loss, parts = denoising_loss(network, batch_images, batch_masks, scheduler, generator, auxiliary_weight=config.auxiliary_weight)
+            loss, parts = denoising_loss(
+                network, batch_images, batch_masks, scheduler, generator, auxiliary_weight=config.auxiliary_weight
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{description}: loss became {loss.item()} at epoch {epoch} (diffusion MSE {parts['diffusion_mse']}, "
@@ -386,7 +426,9 @@ class MaskDiffusionMethod(SegmentationMethod):
     def build_network(self) -> torch.nn.Module:
         """A fresh :class:`MaskDenoiser` network for ``self.config``."""
 
-    def fit(self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True) -> None:
+    def fit(
+        self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True
+    ) -> None:
         from benchmark.utils.seeding import derive_seed
 
         with torch.random.fork_rng():
@@ -397,12 +439,25 @@ class MaskDiffusionMethod(SegmentationMethod):
         config = self.config
 
         def validate() -> float:
-            probabilities = self.predict(val.images, steps=config.validation_steps, ensemble=config.validation_ensemble, seed=validation_seed)
+            probabilities = self.predict(
+                val.images, steps=config.validation_steps, ensemble=config.validation_ensemble, seed=validation_seed
+            )
             return mean_dice(probabilities, val.masks)
 
-        train_mask_diffusion(self.network, train, config, seed=seed, checkpoint_dir=Path(out_dir), validate=validate, progress=progress, description=f"{self.name} seed {seed}")
+        train_mask_diffusion(
+            self.network,
+            train,
+            config,
+            seed=seed,
+            checkpoint_dir=Path(out_dir),
+            validate=validate,
+            progress=progress,
+            description=f"{self.name} seed {seed}",
+        )
 
-    def predict(self, images: np.ndarray, *, steps: int | None = None, ensemble: int | None = None, seed: int | None = None) -> np.ndarray:
+    def predict(
+        self, images: np.ndarray, *, steps: int | None = None, ensemble: int | None = None, seed: int | None = None
+    ) -> np.ndarray:
         """uint8 ``(N, H, W, 3)`` -> float32 ``(N, H, W)`` in [0, 1]: mean of the DDIM ensemble.
 
         ``steps``, ``ensemble`` and ``seed`` default to the config's test-time values and the
@@ -411,8 +466,11 @@ class MaskDiffusionMethod(SegmentationMethod):
         self.network.eval()
         generator = torch.Generator().manual_seed(self.sampling_seed if seed is None else seed)
         mean = sample_masks(
-            self.network, images_to_tensor(images),
-            steps=steps or self.config.inference_steps, ensemble=ensemble or self.config.ensemble_size, generator=generator,
+            self.network,
+            images_to_tensor(images),
+            steps=steps or self.config.inference_steps,
+            ensemble=ensemble or self.config.ensemble_size,
+            generator=generator,
             prediction_type=self.config.prediction_type,
         )
         return probabilities_from_samples(mean).numpy().astype(np.float32)

@@ -76,11 +76,19 @@ class MedSegDiffConfig(MaskDiffusionConfig):
     def __post_init__(self):
         super().__post_init__()
         if len(self.condition_channels) != len(self.denoiser_channels) or len(self.denoiser_channels) < 2:
-            raise ValueError(f"condition_channels {self.condition_channels} and denoiser_channels {self.denoiser_channels} need the same number (>= 2) of levels")
-        if min(self.condition_channels + self.denoiser_channels) < 1 or self.stem_stride < 1 or self.ss_former_depth < 0:
+            raise ValueError(
+                f"condition_channels {self.condition_channels} and denoiser_channels {self.denoiser_channels} need the same number (>= 2) of levels"
+            )
+        if (
+            min(self.condition_channels + self.denoiser_channels) < 1
+            or self.stem_stride < 1
+            or self.ss_former_depth < 0
+        ):
             raise ValueError("channels and stem_stride must be >= 1, ss_former_depth >= 0")
         if self.ss_former_depth and self.denoiser_channels[-1] % self.ss_former_heads:
-            raise ValueError(f"the deepest denoiser width {self.denoiser_channels[-1]} must be divisible by ss_former_heads {self.ss_former_heads}")
+            raise ValueError(
+                f"the deepest denoiser width {self.denoiser_channels[-1]} must be divisible by ss_former_heads {self.ss_former_heads}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +102,18 @@ class MedSegDiffV2Config(MedSegDiffConfig):
 def _smoke(config_class: type = MedSegDiffConfig) -> MedSegDiffConfig:
     """Seconds on 32x32 images: a tiny network, few DDIM steps, no augmentation."""
     base = dict(
-        condition_channels=(8, 16), denoiser_channels=(8, 16), image_size=32, epochs=6, batch_size=8,
-        learning_rate=3e-3, warmup_fraction=0.0, augmentation="none", inference_steps=3, ensemble_size=2,
-        validation_steps=2, validation_ensemble=1,
+        condition_channels=(8, 16),
+        denoiser_channels=(8, 16),
+        image_size=32,
+        epochs=6,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_fraction=0.0,
+        augmentation="none",
+        inference_steps=3,
+        ensemble_size=2,
+        validation_steps=2,
+        validation_ensemble=1,
     )
     return config_class(**base)
 
@@ -117,8 +134,13 @@ class MedSegDiffV1(MaskDiffusionMethod):
 
         c = self.config
         return MedSegDiffNetwork(
-            c.condition_channels, c.denoiser_channels, stem_stride=c.stem_stride, image_size=c.image_size,
-            anchor_attention=c.anchor_attention, ss_former_depth=c.ss_former_depth, ss_former_heads=c.ss_former_heads,
+            c.condition_channels,
+            c.denoiser_channels,
+            stem_stride=c.stem_stride,
+            image_size=c.image_size,
+            anchor_attention=c.anchor_attention,
+            ss_former_depth=c.ss_former_depth,
+            ss_former_heads=c.ss_former_heads,
         )
 
 

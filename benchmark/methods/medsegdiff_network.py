@@ -44,11 +44,18 @@ from benchmark.methods.mask_diffusion_layers import (
 
 
 def _stem(in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    return nn.Sequential(nn.PixelUnshuffle(stride), nn.Conv2d(in_channels * stride * stride, out_channels, 3, padding=1))
+    return nn.Sequential(
+        nn.PixelUnshuffle(stride), nn.Conv2d(in_channels * stride * stride, out_channels, 3, padding=1)
+    )
 
 
 def _head(in_channels: int, stride: int) -> nn.Module:
-    return nn.Sequential(nn.GroupNorm(1, in_channels), nn.SiLU(), nn.Conv2d(in_channels, stride * stride, 3, padding=1), nn.PixelShuffle(stride))
+    return nn.Sequential(
+        nn.GroupNorm(1, in_channels),
+        nn.SiLU(),
+        nn.Conv2d(in_channels, stride * stride, 3, padding=1),
+        nn.PixelShuffle(stride),
+    )
 
 
 class ConditionUNet(nn.Module):
@@ -64,10 +71,14 @@ class ConditionUNet(nn.Module):
     def __init__(self, channels: tuple[int, ...], stem_stride: int):
         super().__init__()
         self.stem = _stem(3, channels[0], stem_stride)
-        self.encoder = nn.ModuleList(ResBlock(c_in, c_out) for c_in, c_out in zip((channels[0], *channels[:-1]), channels))
+        self.encoder = nn.ModuleList(
+            ResBlock(c_in, c_out) for c_in, c_out in zip((channels[0], *channels[:-1]), channels)
+        )
         self.down = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in channels[:-1])
         self.middle = ResBlock(channels[-1], channels[-1])
-        self.up = nn.ModuleList(nn.ConvTranspose2d(c_deep, c, 2, stride=2) for c, c_deep in zip(channels[:-1], channels[1:]))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(c_deep, c, 2, stride=2) for c, c_deep in zip(channels[:-1], channels[1:])
+        )
         self.decoder = nn.ModuleList(ResBlock(2 * c, c) for c in channels[:-1])
         self.head = _head(channels[0], stem_stride)
 
@@ -153,7 +164,12 @@ class SpectrumSpaceAttention(nn.Module):
         self.query, self.key, self.value = (nn.Conv2d(channels, channels, 1) for _ in range(3))
         self.band_pass = NeuralBandPassFilter(channels)
         self.out = nn.Conv2d(channels, channels, 1)
-        self.feed_forward = nn.Sequential(ChannelLayerNorm(channels), nn.Conv2d(channels, 2 * channels, 1), nn.GELU(), nn.Conv2d(2 * channels, channels, 1))
+        self.feed_forward = nn.Sequential(
+            ChannelLayerNorm(channels),
+            nn.Conv2d(channels, 2 * channels, 1),
+            nn.GELU(),
+            nn.Conv2d(2 * channels, channels, 1),
+        )
 
     def _tokens(self, spectrum: torch.Tensor) -> torch.Tensor:
         """complex (B, C, h, f) -> real (B, heads, h*f, 2 C / heads)."""
@@ -164,13 +180,18 @@ class SpectrumSpaceAttention(nn.Module):
     def forward(self, noise: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = noise.shape
         normed_condition = self.norm_condition(condition)
-        spectra = [torch.fft.rfft2(x, norm="ortho") for x in (self.query(self.norm_noise(noise)), self.key(normed_condition), self.value(normed_condition))]
+        spectra = [
+            torch.fft.rfft2(x, norm="ortho")
+            for x in (self.query(self.norm_noise(noise)), self.key(normed_condition), self.value(normed_condition))
+        ]
         query, key, value = (self._tokens(s) for s in spectra)
         # a real dot product of [Re, Im] features is Re(q · conj(k)): the spectral correlation
         attended = F.scaled_dot_product_attention(query, key, value)  # (B, heads, tokens, 2 C / heads)
         frequencies = spectra[0].shape[-1]
         attended = attended.view(batch, self.heads, height, frequencies, channels // self.heads, 2)
-        attended = torch.view_as_complex(attended.permute(0, 1, 4, 2, 3, 5).reshape(batch, channels, height, frequencies, 2).contiguous())
+        attended = torch.view_as_complex(
+            attended.permute(0, 1, 4, 2, 3, 5).reshape(batch, channels, height, frequencies, 2).contiguous()
+        )
         attended = attended * self.band_pass(height, width)
         noise = noise + self.out(torch.fft.irfft2(attended, s=(height, width), norm="ortho"))
         return noise + self.feed_forward(noise)
@@ -202,7 +223,9 @@ class MedSegDiffNetwork(nn.Module):
     ):
         super().__init__()
         if len(condition_channels) != len(denoiser_channels):
-            raise ValueError(f"condition_channels {condition_channels} and denoiser_channels {denoiser_channels} need the same number of levels")
+            raise ValueError(
+                f"condition_channels {condition_channels} and denoiser_channels {denoiser_channels} need the same number of levels"
+            )
         levels, width = len(denoiser_channels), denoiser_channels[0]
         self.condition_model = ConditionUNet(condition_channels, stem_stride)
         self.time = TimeEmbedding(4 * width)
@@ -213,13 +236,18 @@ class MedSegDiffNetwork(nn.Module):
         self.encoder = nn.ModuleList(ResBlock(c_in, c, time_dim) for c_in, c in zip(inputs, denoiser_channels))
         sizes = [max(1, image_size // (stem_stride * 2**level)) for level in range(levels)]
         self.ff_parsers = nn.ModuleList(FFParser(c, s, s) for c, s in zip(denoiser_channels, sizes))
-        self.fusions = nn.ModuleList(DynamicConditionalEncoding(c, c_cond) for c, c_cond in zip(denoiser_channels, condition_channels))
+        self.fusions = nn.ModuleList(
+            DynamicConditionalEncoding(c, c_cond) for c, c_cond in zip(denoiser_channels, condition_channels)
+        )
         self.down = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for c in denoiser_channels[:-1])
         deepest = denoiser_channels[-1]
         self.embedding_projection = nn.Conv2d(condition_channels[-1], deepest, 1)
         self.ss_former = nn.ModuleList(SpectrumSpaceAttention(deepest, ss_former_heads) for _ in range(ss_former_depth))
         self.middle = ResBlock(deepest, deepest, time_dim)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(c_deep, c, 2, stride=2) for c, c_deep in zip(denoiser_channels[:-1], denoiser_channels[1:]))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(c_deep, c, 2, stride=2)
+            for c, c_deep in zip(denoiser_channels[:-1], denoiser_channels[1:])
+        )
         self.decoder = nn.ModuleList(ResBlock(2 * c, c, time_dim) for c in denoiser_channels)
         self.head = _head(width, stem_stride)
         nn.init.zeros_(self.head[2].weight)

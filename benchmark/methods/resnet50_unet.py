@@ -31,9 +31,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from benchmark.config import check_epoch_size
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 RANDOM_INIT = "random init (no ImageNet weights: encoder_weights_path is null)"
@@ -72,7 +72,9 @@ class ResNet50UNetConfig:
         if not 3 <= self.encoder_depth <= 5:
             raise ValueError(f"encoder_depth must be 3, 4 or 5, got {self.encoder_depth}")
         if len(self.decoder_channels) != self.encoder_depth or min(self.decoder_channels) < 1:
-            raise ValueError(f"decoder_channels needs {self.encoder_depth} positive entries (one per encoder stage), got {self.decoder_channels}")
+            raise ValueError(
+                f"decoder_channels needs {self.encoder_depth} positive entries (one per encoder stage), got {self.decoder_channels}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if self.learning_rate <= 0:
@@ -117,7 +119,9 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> str:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise ValueError(f"{path} could not be read as a PyTorch state dict ({type(error).__name__}: {error}); {fix}") from error
+        raise ValueError(
+            f"{path} could not be read as a PyTorch state dict ({type(error).__name__}: {error}); {fix}"
+        ) from error
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
@@ -133,7 +137,11 @@ def load_encoder_weights(encoder: torch.nn.Module, path: str | Path) -> str:
     ignorable = lambda key: key.endswith("num_batches_tracked")  # noqa: E731 - absent from old checkpoints
     missing = sorted(key for key in expected if key not in state and not ignorable(key))
     unexpected = sorted(key for key in state if key not in expected)
-    wrong_shape = sorted(f"{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}" for key in state if key in expected and state[key].shape != expected[key].shape)
+    wrong_shape = sorted(
+        f"{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}"
+        for key in state
+        if key in expected and state[key].shape != expected[key].shape
+    )
     if missing or unexpected or wrong_shape:
         problems = "; ".join(
             f"{label} ({len(keys)}): {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
@@ -155,7 +163,9 @@ class ResNet50UNet(SegmentationMethod):
 
     @classmethod
     def smoke_config(cls) -> ResNet50UNetConfig:
-        return ResNet50UNetConfig(encoder_depth=3, decoder_channels=(16, 8, 8), epochs=3, batch_size=8, learning_rate=3e-3)
+        return ResNet50UNetConfig(
+            encoder_depth=3, decoder_channels=(16, 8, 8), epochs=3, batch_size=8, learning_rate=3e-3
+        )
 
     def __init__(self, config: ResNet50UNetConfig | None = None):
         super().__init__(config)
@@ -167,7 +177,9 @@ class ResNet50UNet(SegmentationMethod):
     def pretrained(self) -> bool:
         return self.weights_source != RANDOM_INIT
 
-    def fit(self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True) -> None:
+    def fit(
+        self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True
+    ) -> None:
         config = self.config
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # weight initialisation draws from torch's global RNG
@@ -175,9 +187,24 @@ class ResNet50UNet(SegmentationMethod):
         self.weights_source = RANDOM_INIT
         if config.encoder_weights_path is not None:
             self.weights_source = load_encoder_weights(self.network.unet.encoder, config.encoder_weights_path)
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
-                            config.epoch_size)
-        train_supervised(self.network, train, val, schedule, seed=seed, checkpoint_dir=Path(out_dir), progress=progress, description=f"{self.name} seed {seed}")
+        schedule = Schedule(
+            config.epochs,
+            config.batch_size,
+            config.learning_rate,
+            config.weight_decay,
+            config.augmentation,
+            config.epoch_size,
+        )
+        train_supervised(
+            self.network,
+            train,
+            val,
+            schedule,
+            seed=seed,
+            checkpoint_dir=Path(out_dir),
+            progress=progress,
+            description=f"{self.name} seed {seed}",
+        )
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.network, images)

@@ -16,6 +16,15 @@
   - ``unvalidated``: the first generated samples, accepted or not (Table 6, w/o validation loop);
   - ``notext`` / ``basic``: a synthetic set generated without text guidance / with the basic prompt
     (Table 6; ``ablation_synthesize@<dataset>-<set>``).
+- the controls (``benchmark.generators.controls``; stage ``controls@<dataset>``), each as many
+  pairs as the same DiffAug volume and taking the ``v<percent>`` modifier:
+
+  - ``copypaste``: real lesions pasted (feathered) at the placements DiffAug's jobs use;
+  - ``oracle``: fresh procedural frames from the dataset's own generator (procedural datasets only);
+  - ``shuffled``: DiffAug's accepted images with the labels of other accepted samples (must hurt).
+
+Any synthetic data may carry ``epochs``: train under the "equal_epochs" budget (more data, more
+steps) whatever ``train.synthetic_budget`` says, e.g. ``unet+diffaug_epochs``.
 
 A bare ``<method>`` uses the method's default (:data:`DEFAULT_DATA`): "diffaug" for DiffAug's segmenter,
 "real" for every baseline. So ``unet+noaug`` / ``unet`` / ``unet+diffaug`` are the augmentation axis
@@ -28,8 +37,18 @@ from __future__ import annotations
 
 import dataclasses
 
-DATA = {"real": "real data only", "noaug": "real data, no augmentation", "standard": "real data, standard augmentation",
-        "diffaug": "real + DiffAug synthetic"}  # fmt: skip
+DATA = {
+    "real": "real data only",
+    "noaug": "real data, no augmentation",
+    "standard": "real data, standard augmentation",
+    "diffaug": "real + DiffAug synthetic",
+    "copypaste": "real + copy-paste",
+    "oracle": "real + oracle data",
+    "shuffled": "real + DiffAug images, shuffled labels",
+}
+
+#: synthetic sources: DiffAug's own and the controls that calibrate it
+SOURCES = ("diffaug", "copypaste", "oracle", "shuffled")
 
 #: synthetic sets besides the main one (``data/synthetic/<dataset>``): the prompt wording of the
 #: generator that made them (``generator_<variant>``, trained and sampled with it) and a label
@@ -51,16 +70,28 @@ class SyntheticSpec:
         validated: False takes the first generated samples whatever their IoU.
         set: "main" (``data/synthetic/<dataset>``) or a key of :data:`SYNTHETIC_SETS`
             (``data/synthetic/<dataset>-<set>``).
+        source: one of :data:`SOURCES`: DiffAug's samples or a control.
+        budget: "equal_epochs" to override ``train.synthetic_budget`` for this run (None: that setting).
     """
 
     volume: float | None = None
     theta: float | None = None
     validated: bool = True
     set: str = "main"
+    source: str = "diffaug"
+    budget: str | None = None
 
     def folder(self, dataset: str) -> str:
-        """Where the synthesize stage wrote this set."""
+        """Where the synthesize (or controls) stage wrote this set."""
+        if self.source in ("copypaste", "oracle"):
+            return f"data/controls/{dataset}/{self.source}"
         return f"data/synthetic/{dataset}" if self.set == "main" else f"data/synthetic/{dataset}-{self.set}"
+
+    def stage(self, dataset: str) -> str:
+        """The DVC stage that writes :meth:`folder`."""
+        if self.source in ("copypaste", "oracle"):
+            return f"controls@{dataset}"
+        return f"synthesize@{dataset}" if self.set == "main" else f"ablation_synthesize@{dataset}-{self.set}"
 
     def label(self) -> str:
         parts = []
@@ -72,6 +103,8 @@ class SyntheticSpec:
             parts.append("unvalidated")
         if self.set != "main":
             parts.append(SYNTHETIC_SETS[self.set][1])
+        if self.budget == "equal_epochs":
+            parts.append("equal epochs")
         return ", ".join(parts)
 
 
@@ -87,26 +120,37 @@ def parse_synthetic(data: str) -> SyntheticSpec | None:
         KeyError: an unknown modifier (the message lists the grammar).
     """
     head, *modifiers = data.split("_")
-    if head != "diffaug":
+    if head not in SOURCES:
         if modifiers or head not in DATA:
-            raise KeyError(f"unknown training data {data!r}; write <method>+{'|'.join(DATA)} "
-                           f"(diffaug may carry _v<volume %>, _t<theta %>, _unvalidated, _{'/_'.join(SYNTHETIC_SETS)})")  # fmt: skip
+            raise KeyError(
+                f"unknown training data {data!r}; write <method>+{'|'.join(DATA)} "
+                f"(diffaug may carry _v<volume %>, _t<theta %>, _unvalidated, _{'/_'.join(SYNTHETIC_SETS)}, _epochs; "
+                f"{', '.join(SOURCES[1:])} _v<volume %> and _epochs)"
+            )
         return None
-    fields: dict = {}
+    fields: dict = {"source": head}
     for modifier in modifiers:
         key = {"v": "volume", "t": "theta"}.get(modifier[:1])
-        if key and modifier[1:].isdigit() and key not in fields:
+        if head != "diffaug" and not (key == "volume" or modifier == "epochs"):
+            raise KeyError(f"training data {data!r}: {head} takes only v<volume %> and epochs, not {modifier!r}")
+        if modifier == "epochs" and "budget" not in fields:
+            fields["budget"] = "equal_epochs"
+        elif key and modifier[1:].isdigit() and key not in fields:
             value = int(modifier[1:]) / 100
             if (key == "volume" and value <= 0) or (key == "theta" and not 0 <= value < 1):
-                raise KeyError(f"training data {data!r}: {modifier!r} is out of range (volume > 0 %, theta in [0, 100) %)")
+                raise KeyError(
+                    f"training data {data!r}: {modifier!r} is out of range (volume > 0 %, theta in [0, 100) %)"
+                )
             fields[key] = value
         elif modifier == "unvalidated" and "validated" not in fields:
             fields["validated"] = False
         elif modifier in SYNTHETIC_SETS and "set" not in fields:
             fields["set"] = modifier
         else:
-            raise KeyError(f"training data {data!r}: unknown or repeated modifier {modifier!r}; use v<volume %> (v200 = 2×), "
-                           f"t<theta %> (t90 = θ 0.9), unvalidated, {', '.join(SYNTHETIC_SETS)}")  # fmt: skip
+            raise KeyError(
+                f"training data {data!r}: unknown or repeated modifier {modifier!r}; use v<volume %> (v200 = 2×), "
+                f"t<theta %> (t90 = θ 0.9), unvalidated, {', '.join(SYNTHETIC_SETS)}, epochs"
+            )
     if not fields.get("validated", True) and "theta" in fields:
         raise KeyError(f"training data {data!r}: 'unvalidated' takes samples whatever their IoU; drop the θ modifier")
     return SyntheticSpec(**fields)
@@ -142,7 +186,7 @@ def run_display_name(run: str) -> str:
     if spec is None:
         return f"{cls.display_name} + {DATA[data]}"
     detail = spec.label()
-    return f"{cls.display_name} + {DATA['diffaug']}" + (f" ({detail})" if detail else "")
+    return f"{cls.display_name} + {DATA[spec.source]}" + (f" ({detail})" if detail else "")
 
 
 def run_config(config, data: str):
@@ -177,11 +221,16 @@ def _percent(value: float) -> int:
     return int(round(100 * value))
 
 
-def volume_run(segmenter: str, volume: float, default_volume: float) -> str:
-    """The run of ``segmenter`` trained with ``volume`` × n_train synthetic pairs (Table 7):
-    ``<segmenter>+diffaug`` at the default volume, else ``<segmenter>+diffaug_v<percent>``."""
-    suffix = "diffaug" if abs(volume - default_volume) < 1e-9 else f"diffaug_v{_percent(volume)}"
-    return run_name(segmenter, suffix)
+def volume_run(
+    segmenter: str, volume: float, default_volume: float, source: str = "diffaug", *, epochs: bool = False
+) -> str:
+    """The run of ``segmenter`` trained with ``volume`` × n_train pairs of ``source`` (Table 7):
+    ``<segmenter>+<source>`` at the default volume, else ``<segmenter>+<source>_v<percent>``;
+    ``_epochs`` appended under the equal-epochs budget."""
+    if source not in SOURCES:
+        raise KeyError(f"unknown synthetic source {source!r}; known: {', '.join(SOURCES)}")
+    suffix = source if abs(volume - default_volume) < 1e-9 else f"{source}_v{_percent(volume)}"
+    return run_name(segmenter, suffix + ("_epochs" if epochs else ""))
 
 
 def theta_run(segmenter: str, theta: float, default_theta: float) -> str:
@@ -200,8 +249,11 @@ def augmentation_runs(method: str, augmentation: str) -> dict[str, str]:
     """The augmentation axis of ``method`` whose configured augmentation is ``augmentation``:
     {"none": run, "standard": run, "DiffAug": run} (the bare run is whichever level it is)."""
     if method == "diffaug":  # DiffAug's segmenter: synthetic data is its default
-        return {"none": "diffaug+real" if augmentation == "none" else "diffaug+noaug",
-                "standard": "diffaug+standard" if augmentation == "none" else "diffaug+real", "DiffAug": "diffaug"}  # fmt: skip
+        return {
+            "none": "diffaug+real" if augmentation == "none" else "diffaug+noaug",
+            "standard": "diffaug+standard" if augmentation == "none" else "diffaug+real",
+            "DiffAug": "diffaug",
+        }
     if augmentation == "none":
         return {"none": method, "standard": f"{method}+standard", "DiffAug": f"{method}+diffaug"}
     return {"none": f"{method}+noaug", "standard": method, "DiffAug": f"{method}+diffaug"}

@@ -10,8 +10,8 @@ atomically after every epoch.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -128,7 +128,10 @@ def train_supervised(
     loss_fn=dice_bce_loss,
     progress: bool = True,
     description: str = "train",
-    make_optimizer: Callable[[torch.nn.Module, Schedule, int], tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]] | None = None,
+    make_optimizer: Callable[
+        [torch.nn.Module, Schedule, int], tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]
+    ]
+    | None = None,
 ) -> pd.DataFrame:
     """Train ``network`` in place and load the best validation state into it.
 
@@ -148,7 +151,9 @@ def train_supervised(
     if make_optimizer is not None:
         optimizer, scheduler = make_optimizer(network, schedule, total_steps)
     else:
-        optimizer = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
+        optimizer = torch.optim.AdamW(
+            network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=schedule.learning_rate, total_steps=total_steps, pct_start=0.1
         )
@@ -164,7 +169,14 @@ def train_supervised(
         start_epoch = state["epoch"] + 1
 
     images, masks = images_to_tensor(train.images), masks_to_tensor(train.masks)
-    bar = tqdm(range(start_epoch, schedule.epochs), desc=description, disable=not progress, unit="epoch", initial=start_epoch, total=schedule.epochs)
+    bar = tqdm(
+        range(start_epoch, schedule.epochs),
+        desc=description,
+        disable=not progress,
+        unit="epoch",
+        initial=start_epoch,
+        total=schedule.epochs,
+    )
     for epoch in bar:
         network.train()
         order = epoch_order(len(train), schedule.epoch_size, generator)
@@ -177,7 +189,9 @@ def train_supervised(
             batch_images, batch_masks = batch_images.to(device), batch_masks.to(device)
             loss = loss_fn(network(batch_images), batch_masks)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+                raise FloatingPointError(
+                    f"{description}: loss became {loss.item()} at epoch {epoch}; lower the learning rate"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -13,9 +13,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from benchmark.config import check_epoch_size
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 
@@ -86,14 +86,31 @@ class UNet(SegmentationMethod):
             dropout=self.config.dropout,
         )
 
-    def fit(self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True) -> None:
+    def fit(
+        self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True
+    ) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # weight initialisation draws from torch's global RNG
             self.network = self._build()
         config = self.config
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
-                            config.epoch_size)
-        train_supervised(self.network, train, val, schedule, seed=seed, checkpoint_dir=Path(out_dir), progress=progress, description=f"unet seed {seed}")
+        schedule = Schedule(
+            config.epochs,
+            config.batch_size,
+            config.learning_rate,
+            config.weight_decay,
+            config.augmentation,
+            config.epoch_size,
+        )
+        train_supervised(
+            self.network,
+            train,
+            val,
+            schedule,
+            seed=seed,
+            checkpoint_dir=Path(out_dir),
+            progress=progress,
+            description=f"unet seed {seed}",
+        )
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.network, images)

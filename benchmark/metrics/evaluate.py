@@ -19,7 +19,9 @@ def upsample_probabilities(probability: np.ndarray, shape: tuple[int, int]) -> n
     return F.interpolate(tensor, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def score_images(probabilities: np.ndarray, ids: list[str], native_masks: dict[str, np.ndarray], threshold: float) -> pd.DataFrame:
+def score_images(
+    probabilities: np.ndarray, ids: list[str], native_masks: dict[str, np.ndarray], threshold: float
+) -> pd.DataFrame:
     """Per-image metrics at native resolution.
 
     Args:
@@ -35,8 +37,15 @@ def score_images(probabilities: np.ndarray, ids: list[str], native_masks: dict[s
     return score_images_and_lesions(probabilities, ids, native_masks, threshold)[0]
 
 
-def score_images_and_lesions(probabilities: np.ndarray, ids: list[str], native_masks: dict[str, np.ndarray], threshold: float, *,
-                             min_lesion_fraction: float = 0.0005, detection_iou: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def score_images_and_lesions(
+    probabilities: np.ndarray,
+    ids: list[str],
+    native_masks: dict[str, np.ndarray],
+    threshold: float,
+    *,
+    min_lesion_fraction: float = 0.0005,
+    detection_iou: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`score_images` plus lesion-level detection on the same thresholded maps.
 
     Returns:
@@ -51,7 +60,9 @@ def score_images_and_lesions(probabilities: np.ndarray, ids: list[str], native_m
         target = native_masks[key]
         prediction = upsample_probabilities(probability, target.shape) >= threshold
         rows.append({"image_id": key, **per_image_metrics(prediction, target)})
-        for record in lesion_detections(prediction, target, min_area_fraction=min_lesion_fraction, iou_threshold=detection_iou):
+        for record in lesion_detections(
+            prediction, target, min_area_fraction=min_lesion_fraction, iou_threshold=detection_iou
+        ):
             lesions.append({"image_id": key, **record})
     columns = ["image_id", "lesion", "area_px", "area_fraction", "best_iou", "detected", "any_overlap"]
     return pd.DataFrame(rows), pd.DataFrame(lesions, columns=columns)

@@ -24,8 +24,9 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(count)
 
 
-def lesion_detections(prediction: np.ndarray, target: np.ndarray, *, min_area_fraction: float = 0.0005,
-                      iou_threshold: float = 0.5) -> list[dict]:  # fmt: skip
+def lesion_detections(
+    prediction: np.ndarray, target: np.ndarray, *, min_area_fraction: float = 0.0005, iou_threshold: float = 0.5
+) -> list[dict]:
     """One record per ground-truth lesion of one image.
 
     Args:
@@ -58,8 +59,15 @@ def lesion_detections(prediction: np.ndarray, target: np.ndarray, *, min_area_fr
         union = area + pred_areas[1:] - overlap
         iou = overlap / np.maximum(union, 1)
         best = float(iou.max()) if n_pred else 0.0
-        records.append({"area_px": area, "area_fraction": area / target.size, "best_iou": best,
-                        "detected": best >= iou_threshold, "any_overlap": bool(overlap.sum() > 0)})  # fmt: skip
+        records.append(
+            {
+                "area_px": area,
+                "area_fraction": area / target.size,
+                "best_iou": best,
+                "detected": best >= iou_threshold,
+                "any_overlap": bool(overlap.sum() > 0),
+            }
+        )
     records.sort(key=lambda record: -record["area_px"])
     for index, record in enumerate(records, start=1):
         record["lesion"] = index

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,7 +39,9 @@ def inference_variants(method, candidate_steps: tuple[int, ...]) -> dict[str, Ca
         variants = {"single step": functools.partial(predict_latent_masks, method, inference="single")}
         for n in sorted(set(candidate_steps)):
             if n > 1:
-                variants[f"DDIM {n} steps"] = functools.partial(predict_latent_masks, method, inference="iterative", steps=n)
+                variants[f"DDIM {n} steps"] = functools.partial(
+                    predict_latent_masks, method, inference="iterative", steps=n
+                )
         return variants
     if "steps" in inspect.signature(method.predict).parameters:
         return {f"DDIM {n} steps": functools.partial(method.predict, steps=n) for n in sorted(set(candidate_steps))}

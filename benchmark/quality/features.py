@@ -60,8 +60,10 @@ class UNetEncoderFeatures(FeatureExtractorBase):
     def __init__(self, name: str, features_list, feature_extractor_weights_path: str | None = None, **kwargs):
         super().__init__(name, features_list)
         if not feature_extractor_weights_path or not Path(feature_extractor_weights_path).is_dir():
-            raise FileNotFoundError(f"domain feature extractor: U-Net model folder {feature_extractor_weights_path!r} not found; "
-                                    "run `dvc repro train@<dataset>` (with unet in train.methods) first")  # fmt: skip
+            raise FileNotFoundError(
+                f"domain feature extractor: U-Net model folder {feature_extractor_weights_path!r} not found; "
+                "run `dvc repro train@<dataset>` (with unet in train.methods) first"
+            )
         from benchmark.methods.unet import UNet
 
         method = UNet.load(feature_extractor_weights_path)

@@ -47,11 +47,14 @@ def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """Fréchet distance of two ``(N, D)`` feature sets (torch-fidelity's statistics and formula)."""
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 
-    return fid_statistics_to_metric(fid_features_to_statistics(features_a), fid_features_to_statistics(features_b), verbose=False)[KEY_METRIC_FID]
+    return fid_statistics_to_metric(
+        fid_features_to_statistics(features_a), fid_features_to_statistics(features_b), verbose=False
+    )[KEY_METRIC_FID]
 
 
-def fid_over_subsets(pool_a: torch.Tensor, pool_b: torch.Tensor, n: int, *, subsets: int = 200, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+def fid_over_subsets(
+    pool_a: torch.Tensor, pool_b: torch.Tensor, n: int, *, subsets: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """FID at a fixed n: mean and central ``level`` range over random equal-n subsets of two pools.
 
     Each subset draws ``n`` rows from each pool without replacement, so every value is an FID at
@@ -65,23 +68,39 @@ def fid_over_subsets(pool_a: torch.Tensor, pool_b: torch.Tensor, n: int, *, subs
     if n > min(len(pool_a), len(pool_b)):
         raise ValueError(f"n = {n} exceeds a pool ({len(pool_a)}, {len(pool_b)} rows)")
     rng = np.random.default_rng(seed)
-    values = [fid(pool_a[rng.choice(len(pool_a), n, replace=False)], pool_b[rng.choice(len(pool_b), n, replace=False)]) for _ in range(subsets)]
+    values = [
+        fid(pool_a[rng.choice(len(pool_a), n, replace=False)], pool_b[rng.choice(len(pool_b), n, replace=False)])
+        for _ in range(subsets)
+    ]
     alpha = (1 - level) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return float(np.mean(values)), float(low), float(high)
 
 
-def kid(features_a: torch.Tensor, features_b: torch.Tensor, *, subset_size: int, subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+def kid(
+    features_a: torch.Tensor, features_b: torch.Tensor, *, subset_size: int, subsets: int = 100, seed: int = 0
+) -> tuple[float, float]:
     """KID mean and std over ``subsets`` random subsets (torch-fidelity's polynomial-kernel MMD)."""
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
     subset_size = min(subset_size, len(features_a), len(features_b))
-    out = kid_features_to_metric(features_a, features_b, kid_subsets=subsets, kid_subset_size=subset_size, kid_degree=3, kid_gamma=None,
-                                 kid_coef0=1, rng_seed=seed, verbose=False)  # fmt: skip
+    out = kid_features_to_metric(
+        features_a,
+        features_b,
+        kid_subsets=subsets,
+        kid_subset_size=subset_size,
+        kid_degree=3,
+        kid_gamma=None,
+        kid_coef0=1,
+        rng_seed=seed,
+        verbose=False,
+    )
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
 
 
-def nearest_domain_distance(extractor, generated: np.ndarray, reference: np.ndarray, batch_size: int = 100) -> np.ndarray:
+def nearest_domain_distance(
+    extractor, generated: np.ndarray, reference: np.ndarray, batch_size: int = 100
+) -> np.ndarray:
     """Per generated image, the smallest LPIPS-style distance to any reference image (domain features).
 
     Exact pairwise form of :func:`~benchmark.quality.features.lpips_style_distance`:
@@ -92,9 +111,15 @@ def nearest_domain_distance(extractor, generated: np.ndarray, reference: np.ndar
 
     def flat_levels(images):
         """Per level: unit-normalised maps of every image flattened to (N, C·H·W), and H·W."""
-        batches = [extractor.levels(to_tensor(images[start : start + batch_size])) for start in range(0, len(images), batch_size)]
+        batches = [
+            extractor.levels(to_tensor(images[start : start + batch_size]))
+            for start in range(0, len(images), batch_size)
+        ]
         positions = [level.shape[2] * level.shape[3] for level in batches[0]]
-        flat = [torch.cat([F.normalize(batch[k], dim=1, eps=1e-10).flatten(1).double() for batch in batches]) for k in range(len(positions))]
+        flat = [
+            torch.cat([F.normalize(batch[k], dim=1, eps=1e-10).flatten(1).double() for batch in batches])
+            for k in range(len(positions))
+        ]
         return flat, positions
 
     (gen, positions), (ref, _) = flat_levels(generated), flat_levels(reference)

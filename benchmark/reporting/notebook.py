@@ -160,10 +160,34 @@ class GeneratorParameters:
     background: int = 0
 
 
-NOTEBOOK_PARAMETERS = {"table1_datasets": Table1Parameters, "table2_segmentation": Table2Parameters, "table3_lesions": Table3Parameters,
-                       "table4_efficiency": Table4Parameters, "table5_quality": Table5Parameters,
-                       "table6_ablation": Table6Parameters, "table7_volume": Table7Parameters,
-                       "generator": GeneratorParameters}  # fmt: skip
+@dataclasses.dataclass(frozen=True)
+class GeneratorScaleParameters:
+    """Parameters of ``notebooks/generator_scale.ipynb`` (the opt-in generator-scale study).
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with ``studies/generator_scale_<dataset>.json``.
+        dataset: the study's dataset.
+        background: which gallery background to show (index into each gallery).
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    dataset: str = "synth_polyp"
+    background: int = 0
+
+
+NOTEBOOK_PARAMETERS = {
+    "table1_datasets": Table1Parameters,
+    "table2_segmentation": Table2Parameters,
+    "table3_lesions": Table3Parameters,
+    "table4_efficiency": Table4Parameters,
+    "table5_quality": Table5Parameters,
+    "table6_ablation": Table6Parameters,
+    "table7_volume": Table7Parameters,
+    "generator": GeneratorParameters,
+    "generator_scale": GeneratorScaleParameters,
+}
 
 
 def validate(namespace: dict[str, Any], notebook: str) -> Any:
@@ -179,8 +203,17 @@ def validate(namespace: dict[str, Any], notebook: str) -> Any:
     """
     cls = NOTEBOOK_PARAMETERS[notebook]
     names = {field.name for field in dataclasses.fields(cls)}
-    user = {key: value for key, value in namespace.items() if not key.startswith("_") and key not in _KERNEL_NAMES and not callable(value) and type(value).__name__ != "module"}
+    user = {
+        key: value
+        for key, value in namespace.items()
+        if not key.startswith("_")
+        and key not in _KERNEL_NAMES
+        and not callable(value)
+        and type(value).__name__ != "module"
+    }
     unknown = sorted(set(user) - names)
     if unknown:
         raise ParamsError(f"notebooks/{notebook}.ipynb: unknown parameter(s) {unknown}; parameters are {sorted(names)}")
-    return from_mapping(cls, {key: user[key] for key in names if key in user}, where="", source=f"notebooks/{notebook}.ipynb")
+    return from_mapping(
+        cls, {key: user[key] for key in names if key in user}, where="", source=f"notebooks/{notebook}.ipynb"
+    )

@@ -7,8 +7,47 @@ from pathlib import Path
 
 from benchmark.utils.io import atomic_path
 
+#: nbconvert template of the reports: JupyterLab's style, no script from a CDN, code folded away
+TEMPLATE = Path(__file__).with_name("templates") / "offline.html.j2"
 
-def render_notebook(name: str, parameters: dict, *, notebooks_dir: Path = Path("notebooks"), reports_dir: Path = Path("reports"), html: bool = True, timeout_s: int = 600, progress: bool = True) -> list[Path]:
+
+def title_of(notebook) -> str:
+    """The text of the notebook's first markdown heading (the page title), or "Report" if it has none."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.lstrip().startswith("#"):
+                    return line.lstrip("# ").strip() or "Report"
+    return "Report"
+
+
+def to_html(notebook, exporter_class=None) -> str:
+    """One self-contained, offline HTML page of an executed notebook (see :data:`TEMPLATE`).
+
+    The page is titled after the first heading; it references no external script, so it reads the
+    same without network access.
+    """
+    if exporter_class is None:
+        from nbconvert import HTMLExporter as exporter_class
+    notebook = notebook.copy()
+    notebook.metadata = dict(notebook.metadata, title=title_of(notebook))
+    exporter = exporter_class(
+        template_name="lab", extra_template_paths=[str(TEMPLATE.parent)], template_file=TEMPLATE.name
+    )
+    body, _ = exporter.from_notebook_node(notebook)
+    return body
+
+
+def render_notebook(
+    name: str,
+    parameters: dict,
+    *,
+    notebooks_dir: Path = Path("notebooks"),
+    reports_dir: Path = Path("reports"),
+    html: bool = True,
+    timeout_s: int = 600,
+    progress: bool = True,
+) -> list[Path]:
     """Run ``notebooks/<name>.ipynb`` into ``reports/<name>.ipynb`` (+ ``.html``).
 
     The notebook runs in the current directory (the repository root), so it reads the same
@@ -46,7 +85,7 @@ def render_notebook(name: str, parameters: dict, *, notebooks_dir: Path = Path("
         os.environ.clear()
         os.environ.update(environment)
     if html:
-        body, _ = HTMLExporter().from_notebook_node(notebook)
+        body = to_html(notebook, HTMLExporter)
         with atomic_path(reports_dir / f"{name}.html", suffix=".html") as tmp:
             tmp.write_text(body, encoding="utf-8")
         written.append(reports_dir / f"{name}.html")

@@ -33,25 +33,37 @@ def main() -> None:
     train, val = dataset.subset("train"), dataset.subset("val")
     seed = derive_seed(params.seed, "autoencoder", args.dataset)
     out = Path("models") / args.dataset / "autoencoder"
-    key = common.fingerprint({"config": to_mapping(params.config), "seed": seed}, [train.images, train.masks],
-                             common.code_closure("benchmark.generators.autoencoder"))
+    key = common.fingerprint(
+        {"config": to_mapping(params.config), "seed": seed},
+        [train.images, train.masks],
+        common.code_closure("benchmark.generators.autoencoder"),
+    )
     if common.reuse_or_reset(out, key, done="model"):
         print(f"{out}: already trained with these settings, data and code; skipped")
         autoencoder = LatentAutoencoder.load(out / "model")
     else:
         started = time.perf_counter()
-        autoencoder, _ = train_autoencoder(train.images, train.masks, params.config, seed=seed, checkpoint_dir=out, progress=not args.no_progress)
+        autoencoder, _ = train_autoencoder(
+            train.images, train.masks, params.config, seed=seed, checkpoint_dir=out, progress=not args.no_progress
+        )
         if not common.is_main_process():
             return  # other data-parallel ranks only train; rank 0 writes
         write_json(out / "run.json", {"seed": seed, "train_seconds": time.perf_counter() - started})
         with atomic_dir(out / "model") as tmp:  # written last: its presence marks the run complete
             autoencoder.save(tmp)
     report = reconstruction_report(autoencoder, val.images, val.masks)
-    report.update(dataset=args.dataset, split="val", n_images=len(val), pretrained_path=params.pretrained_path,
-                  train_seconds=read_json(out / "run.json")["train_seconds"])  # fmt: skip
+    report.update(
+        dataset=args.dataset,
+        split="val",
+        n_images=len(val),
+        pretrained_path=params.pretrained_path,
+        train_seconds=read_json(out / "run.json")["train_seconds"],
+    )
     write_json(Path("results") / args.dataset / "autoencoder" / "reconstruction.json", report)
-    print(f"{args.dataset} autoencoder: PSNR {report['image_psnr_db']:.2f} dB (lesions {report['lesion_psnr_db']:.2f} dB), "
-          f"mask Dice {report['mask_dice']:.4f}")  # fmt: skip
+    print(
+        f"{args.dataset} autoencoder: PSNR {report['image_psnr_db']:.2f} dB (lesions {report['lesion_psnr_db']:.2f} dB), "
+        f"mask Dice {report['mask_dice']:.4f}"
+    )
 
 
 if __name__ == "__main__":

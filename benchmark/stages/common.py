@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 try:  # the process start time, for the profile (imports included)
     import psutil as _psutil
@@ -68,7 +68,13 @@ def run(main: Callable[[], None]) -> None:
     from benchmark.utils.io import CorruptFileError
 
     set_offline()
-    expected: tuple[type[BaseException], ...] = (ParamsError, DatasetError, FileNotFoundError, FloatingPointError, CorruptFileError)
+    expected: tuple[type[BaseException], ...] = (
+        ParamsError,
+        DatasetError,
+        FileNotFoundError,
+        FloatingPointError,
+        CorruptFileError,
+    )
     try:
         from papermill.exceptions import PapermillExecutionError
 
@@ -99,7 +105,9 @@ def write_profile(folder: str, main_seconds: float) -> None:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     record = {
         "argv": sys.argv[1:],
-        "module": sys.modules["__main__"].__spec__.name if getattr(sys.modules["__main__"], "__spec__", None) else sys.argv[0],
+        "module": sys.modules["__main__"].__spec__.name
+        if getattr(sys.modules["__main__"], "__spec__", None)
+        else sys.argv[0],
         "main_seconds": round(main_seconds, 3),
         "process_seconds": round(time.time() - _PROCESS_STARTED, 3),
         "cpu_seconds": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 3),
@@ -149,9 +157,8 @@ def reuse_or_reset(directory, key: str, *, done: str) -> bool:
     a folder with the same key but unfinished is kept, so training resumes from its checkpoint.
     """
     import shutil
-    from pathlib import Path
-
     import time
+    from pathlib import Path
 
     directory = Path(directory)
     marker = directory / "fingerprint.txt"

@@ -6,7 +6,8 @@ Reads the train stage's ``results/<dataset>/runs/<run>/{per_image,lesions,infere
 and the dataset's analysis unit (video sequence where the data has them, else image:
 :mod:`benchmark.stats.units`). Writes
 
-- ``results/<dataset>/comparisons.csv``: one row per claim (:mod:`benchmark.reporting.claims`):
+- ``results/<dataset>/comparisons.csv``: one row per claim (:mod:`benchmark.reporting.claims`; Table 3's
+  pairs over all lesions and within each lesion stratum of the prepared attributes):
   table, run_a, run_b, metric, unit, n_units, n_seeds, delta, 95 % CI, seed-to-seed sd, p
   (Wilcoxon signed-rank over units), p_holm (within the table), min_attainable_p, mde_80;
 - ``results/<dataset>/mixed_effects.json``: Table 2's main comparison (DiffAug − its opponent)
@@ -33,14 +34,18 @@ def main() -> None:
     sections = check_params(args.params)
     prepared = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
     units = dataset_units(prepared)
-    comparisons, mixed = claims.build("results", args.dataset, sections, units, n_resamples=N_RESAMPLES)
+    comparisons, mixed = claims.build(
+        "results", args.dataset, sections, units, strata=claims.lesion_strata(prepared), n_resamples=N_RESAMPLES
+    )
     out = Path("results") / args.dataset
     with atomic_path(out / claims.FILENAME, suffix=".csv") as tmp:
         comparisons.to_csv(tmp, index=False, float_format="%.6g")
     write_json(out / claims.MIXED_FILENAME, mixed)
     for table, family in comparisons.groupby("table", sort=False):
-        print(f"{args.dataset} {table}: {len(family)} comparisons over {int(family['n_units'].min())} {units.name}s, "
-              f"MDE(80 %) {100 * family['mde_80'].median():.1f} points (median)")
+        print(
+            f"{args.dataset} {table}: {len(family)} comparisons over {int(family['n_units'].min())} {units.name}s, "
+            f"MDE(80 %) {100 * family['mde_80'].median():.1f} points (median)"
+        )
 
 
 if __name__ == "__main__":

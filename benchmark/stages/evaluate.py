@@ -33,11 +33,16 @@ def evaluation_key(train_fingerprint: str, params, *, iterative: bool = False) -
     N-step DDIM score is included (``iterative``) and the scoring code."""
     from benchmark.config import to_mapping
 
-    return common.fingerprint({"model": train_fingerprint, "evaluate": to_mapping(params), "iterative": iterative}, (),
-                              common.code_closure("benchmark.stages.evaluate", "benchmark.metrics.evaluate", "benchmark.metrics.selection"))  # fmt: skip
+    return common.fingerprint(
+        {"model": train_fingerprint, "evaluate": to_mapping(params), "iterative": iterative},
+        (),
+        common.code_closure("benchmark.stages.evaluate", "benchmark.metrics.evaluate", "benchmark.metrics.selection"),
+    )
 
 
-def evaluate_seed(method, run_record: dict, test, val, native: list, native_val: list, params, *, iterative: bool = True) -> dict:
+def evaluate_seed(
+    method, run_record: dict, test, val, native: list, native_val: list, params, *, iterative: bool = True
+) -> dict:
     """Score one trained seed.
 
     Args:
@@ -63,19 +68,43 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
         chosen, val_scores = next(iter(variants)), {}
     else:
         chosen, val_scores = select_on_validation(
-            variants, lambda predict: score_images(predict(val.images), list(val.ids), native_val, params.threshold)["dice"].mean())
+            variants,
+            lambda predict: score_images(predict(val.images), list(val.ids), native_val, params.threshold)[
+                "dice"
+            ].mean(),
+        )
     # the chosen variant's validation Dice: what Table 2 picks each method's opponent by (never test)
-    validation_dice = (float(val_scores[chosen]) if chosen in val_scores else
-                       float(score_images(variants[chosen](val.images), list(val.ids), native_val, params.threshold)["dice"].mean()))
+    validation_dice = (
+        float(val_scores[chosen])
+        if chosen in val_scores
+        else float(
+            score_images(variants[chosen](val.images), list(val.ids), native_val, params.threshold)["dice"].mean()
+        )
+    )
     started = time.perf_counter()
     probabilities = variants[chosen](test.images)
     speed = len(test) / (time.perf_counter() - started)
-    table, lesions = score_images_and_lesions(probabilities, list(test.ids), native, params.threshold,
-                                              min_lesion_fraction=params.min_lesion_fraction, detection_iou=params.detection_iou)  # fmt: skip
+    table, lesions = score_images_and_lesions(
+        probabilities,
+        list(test.ids),
+        native,
+        params.threshold,
+        min_lesion_fraction=params.min_lesion_fraction,
+        detection_iou=params.detection_iou,
+    )
     for frame in (table, lesions):
         frame.insert(0, "seed", run_record["seed"])
-    inference = {"selected": chosen, "val_dice": val_scores, "validation_dice": validation_dice, "test_images_per_second": speed, "hardware": hardware_name(),
-                 "training": {key: run_record.get(key) for key in ("n_train_real", "n_train_synthetic", "epochs", "optimizer_steps", "train_seconds")}}  # fmt: skip
+    inference = {
+        "selected": chosen,
+        "val_dice": val_scores,
+        "validation_dice": validation_dice,
+        "test_images_per_second": speed,
+        "hardware": hardware_name(),
+        "training": {
+            key: run_record.get(key)
+            for key in ("n_train_real", "n_train_synthetic", "epochs", "optimizer_steps", "train_seconds")
+        },
+    }
     if iterative and getattr(type(method), "needs_autoencoder", False):  # Table 6: w/o latent estimation, same weights
         from benchmark.methods.latent_seg.method import predict_latent_masks
 
@@ -83,11 +112,21 @@ def evaluate_seed(method, run_record: dict, test, val, native: list, native_val:
         started = time.perf_counter()
         probabilities = predict_latent_masks(method, test.images, inference="iterative", steps=steps)
         speed = len(test) / (time.perf_counter() - started)
-        fixed, fixed_lesions = score_images_and_lesions(probabilities, list(test.ids), native, params.threshold,
-                                                        min_lesion_fraction=params.min_lesion_fraction, detection_iou=params.detection_iou)  # fmt: skip
-        inference["iterative"] = {"variant": f"DDIM {steps} steps", "dice": float(fixed["dice"].mean()), "iou": float(fixed["iou"].mean()),
-                                  "lesion_fnr": float(1 - fixed_lesions["detected"].mean()) if len(fixed_lesions) else None,
-                                  "test_images_per_second": speed}  # fmt: skip
+        fixed, fixed_lesions = score_images_and_lesions(
+            probabilities,
+            list(test.ids),
+            native,
+            params.threshold,
+            min_lesion_fraction=params.min_lesion_fraction,
+            detection_iou=params.detection_iou,
+        )
+        inference["iterative"] = {
+            "variant": f"DDIM {steps} steps",
+            "dice": float(fixed["dice"].mean()),
+            "iou": float(fixed["iou"].mean()),
+            "lesion_fnr": float(1 - fixed_lesions["detected"].mean()) if len(fixed_lesions) else None,
+            "test_images_per_second": speed,
+        }
     return {"per_image": table, "lesions": lesions, "inference": inference}
 
 
@@ -113,8 +152,11 @@ def load_evaluation(seed_dir: Path, key: str | None = None) -> dict | None:
     inference = read_json(folder / "inference.json")
     if key is not None and inference.get("fingerprint") != key:
         return None
-    return {"per_image": pd.read_csv(folder / "per_image.csv", dtype={"image_id": str}),
-            "lesions": pd.read_csv(folder / "lesions.csv", dtype={"image_id": str}), "inference": inference}  # fmt: skip
+    return {
+        "per_image": pd.read_csv(folder / "per_image.csv", dtype={"image_id": str}),
+        "lesions": pd.read_csv(folder / "lesions.csv", dtype={"image_id": str}),
+        "inference": inference,
+    }
 
 
 def write_run_results(dataset: str, run: str, seed_dirs: list[Path], out: Path, threshold: float) -> dict:
@@ -124,13 +166,18 @@ def write_run_results(dataset: str, run: str, seed_dirs: list[Path], out: Path, 
     from benchmark.stats.summary import metrics_summary
     from benchmark.utils.io import atomic_path, write_json
 
-    tables, lesion_tables, record = [], [], {"test_images_per_second": {}, "hardware": None, "threshold": threshold,
-                                             "selection": {}, "training": {}}  # fmt: skip
+    tables, lesion_tables, record = (
+        [],
+        [],
+        {"test_images_per_second": {}, "hardware": None, "threshold": threshold, "selection": {}, "training": {}},
+    )
     iterative = {}
     for index, seed_dir in enumerate(seed_dirs):
         result = load_evaluation(seed_dir)
         if result is None:
-            raise FileNotFoundError(f"{seed_dir}/{EVALUATION}/inference.json is missing; run `dvc repro train@{dataset}`")
+            raise FileNotFoundError(
+                f"{seed_dir}/{EVALUATION}/inference.json is missing; run `dvc repro train@{dataset}`"
+            )
         name = f"seed_{index}"
         for frame, into in ((result["per_image"], tables), (result["lesions"], lesion_tables)):
             frame.insert(0, "seed_index", index)
@@ -138,8 +185,11 @@ def write_run_results(dataset: str, run: str, seed_dirs: list[Path], out: Path, 
         inference = result["inference"]
         record["test_images_per_second"][name] = inference["test_images_per_second"]
         record["hardware"] = inference["hardware"]
-        record["selection"][name] = {"selected": inference["selected"], "val_dice": inference["val_dice"],
-                                     "validation_dice": inference.get("validation_dice")}
+        record["selection"][name] = {
+            "selected": inference["selected"],
+            "val_dice": inference["val_dice"],
+            "validation_dice": inference.get("validation_dice"),
+        }
         record["training"][name] = inference["training"]
         if "iterative" in inference:
             iterative[name] = inference["iterative"]

@@ -66,10 +66,16 @@ def main() -> None:
     seed = derive_seed(params.seed, "generator", args.dataset)
     examples = training_examples(dataset, part="train", variant=params.prompt_variant, seed=seed)
     out = Path("models") / args.dataset / folder
-    settings = {key: value for key, value in to_mapping(params).items() if key not in ("steps", "guidance_scale")}  # sampling only
+    settings = {
+        key: value for key, value in to_mapping(params).items() if key not in ("steps", "guidance_scale")
+    }  # sampling only
     autoencoder = Path("models") / args.dataset / "autoencoder" / "fingerprint.txt"
-    payload = {"settings": settings, "seed": seed, "prompts": list(examples.prompts),
-               "autoencoder": autoencoder.read_text().strip() if autoencoder.is_file() else None}  # fmt: skip
+    payload = {
+        "settings": settings,
+        "seed": seed,
+        "prompts": list(examples.prompts),
+        "autoencoder": autoencoder.read_text().strip() if autoencoder.is_file() else None,
+    }
     from benchmark.generators import GENERATORS
 
     code = common.code_closure(GENERATORS[params.backend].split(":")[0], "benchmark.generators.jobs")
@@ -82,18 +88,33 @@ def main() -> None:
         generator.fit(examples, seed=seed, checkpoint_dir=out, progress=not args.no_progress)
         if not common.is_main_process():
             return  # other data-parallel ranks only train; rank 0 writes
-        write_json(out / "run.json", {"seed": seed, "train_seconds": time.perf_counter() - started, "n_examples": len(examples),
-                                      "backend": params.backend, "prompt_variant": params.prompt_variant})  # fmt: skip
+        write_json(
+            out / "run.json",
+            {
+                "seed": seed,
+                "train_seconds": time.perf_counter() - started,
+                "n_examples": len(examples),
+                "backend": params.backend,
+                "prompt_variant": params.prompt_variant,
+            },
+        )
         with atomic_dir(out / "model") as tmp:  # written last: its presence marks the run complete
             generator.save(tmp)
     run = read_json(out / "run.json")
     log = pd.read_csv(out / "train_log.csv")
     tail = log.tail(max(1, len(log) // 10))
-    summary = {**run, "final_loss": float(tail["loss"].mean()), "first_loss": float(log["loss"].head(max(1, len(log) // 10)).mean()),
-               "n_steps": int(len(log)), "n_distinct_prompts": len(set(examples.prompts))}  # fmt: skip
+    summary = {
+        **run,
+        "final_loss": float(tail["loss"].mean()),
+        "first_loss": float(log["loss"].head(max(1, len(log) // 10)).mean()),
+        "n_steps": int(len(log)),
+        "n_distinct_prompts": len(set(examples.prompts)),
+    }
     write_json(Path("results") / args.dataset / folder / "train.json", summary)
-    print(f"{args.dataset} generator ({params.backend}): {summary['n_steps']} steps in {run['train_seconds']:.0f} s, "
-          f"loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}")  # fmt: skip
+    print(
+        f"{args.dataset} generator ({params.backend}): {summary['n_steps']} steps in {run['train_seconds']:.0f} s, "
+        f"loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,14 @@ def main() -> None:
     from benchmark.generators import get_generator
     from benchmark.generators.jobs import draw_jobs, modality_of
     from benchmark.generators.prompts import NEGATIVE_PROMPTS
-    from benchmark.generators.text_check import CONTRASTS, GALLERY_PROMPTS, binomial_summary, proxy_auc, real_examples, run_contrast
+    from benchmark.generators.text_check import (
+        CONTRASTS,
+        GALLERY_PROMPTS,
+        binomial_summary,
+        proxy_auc,
+        real_examples,
+        run_contrast,
+    )
     from benchmark.utils.io import atomic_path, write_json
     from benchmark.utils.seeding import derive_seed, numpy_rng
 
@@ -54,31 +61,68 @@ def main() -> None:
     for contrast in CONTRASTS[modality]:
         rng = numpy_rng(seed, "pairs", contrast.name)
         ids = list(rng.choice(val_ids, size=params.n_pairs, replace=len(val_ids) < params.n_pairs))
-        jobs = draw_jobs(dataset, n_variants=1, seed=derive_seed(seed, contrast.name), part="val",
-                         background_ids=list(dict.fromkeys(ids)), scale_range=contrast.mask_scale)  # fmt: skip
+        jobs = draw_jobs(
+            dataset,
+            n_variants=1,
+            seed=derive_seed(seed, contrast.name),
+            part="val",
+            background_ids=list(dict.fromkeys(ids)),
+            scale_range=contrast.mask_scale,
+        )
         table = jobs.table.head(params.n_pairs)
         n = len(table)
         discs = _discs(dataset, table["background_id"], modality, jobs.masks[:n].shape)
-        pairs = run_contrast(generator, contrast, jobs.backgrounds[:n], jobs.masks[:n], discs, list(table["seed"]),
-                             negative_prompt=negative, **sampling)  # fmt: skip
+        pairs = run_contrast(
+            generator,
+            contrast,
+            jobs.backgrounds[:n],
+            jobs.masks[:n],
+            discs,
+            list(table["seed"]),
+            negative_prompt=negative,
+            **sampling,
+        )
         pairs.insert(1, "background_id", table["background_id"].to_numpy())
         tables.append(pairs)
-        summary["contrasts"][contrast.name] = {"attribute": contrast.attribute, "high_prompt": contrast.high_prompt,
-                                               "low_prompt": contrast.low_prompt, **binomial_summary(pairs["follows"].to_numpy()),
-                                               "real_proxy": proxy_auc(dataset, contrast)}  # fmt: skip
+        summary["contrasts"][contrast.name] = {
+            "attribute": contrast.attribute,
+            "high_prompt": contrast.high_prompt,
+            "low_prompt": contrast.low_prompt,
+            **binomial_summary(pairs["follows"].to_numpy()),
+            "real_proxy": proxy_auc(dataset, contrast),
+        }
         result = summary["contrasts"][contrast.name]
-        print(f"{args.dataset} text check '{contrast.name}': {result['n_follow']}/{result['n_pairs']} pairs follow the prompt "
-              f"({result['share_follow']:.2f}, p = {result['p_value']:.3g}); proxy AUC on real images {result['real_proxy']['auc']:.2f}")  # fmt: skip
+        print(
+            f"{args.dataset} text check '{contrast.name}': {result['n_follow']}/{result['n_pairs']} pairs follow the prompt "
+            f"({result['share_follow']:.2f}, p = {result['p_value']:.3g}); proxy AUC on real images {result['real_proxy']['auc']:.2f}"
+        )
 
     # gallery: every prompt on the same backgrounds, masks and seeds
     prompts = GALLERY_PROMPTS[modality]
-    jobs = draw_jobs(dataset, n_variants=1, seed=derive_seed(seed, "gallery"), part="val",
-                     background_ids=list(numpy_rng(seed, "gallery").choice(val_ids, size=params.gallery_backgrounds, replace=False)))  # fmt: skip
+    jobs = draw_jobs(
+        dataset,
+        n_variants=1,
+        seed=derive_seed(seed, "gallery"),
+        part="val",
+        background_ids=list(numpy_rng(seed, "gallery").choice(val_ids, size=params.gallery_backgrounds, replace=False)),
+    )
     b, p, k = len(jobs), len(prompts), params.gallery_seeds
     seeds = [derive_seed(seed, "gallery", i, j) for i in range(b) for j in range(k)]
     repeat = lambda array: np.repeat(array, k, axis=0)  # noqa: E731  (b, ...) -> (b·k, ...)
-    samples = np.stack([generator.generate(repeat(jobs.backgrounds), repeat(jobs.masks), [text] * (b * k), negative_prompt=negative,
-                                           seeds=seeds, **sampling) for _, text, _ in prompts], axis=1)  # fmt: skip
+    samples = np.stack(
+        [
+            generator.generate(
+                repeat(jobs.backgrounds),
+                repeat(jobs.masks),
+                [text] * (b * k),
+                negative_prompt=negative,
+                seeds=seeds,
+                **sampling,
+            )
+            for _, text, _ in prompts
+        ],
+        axis=1,
+    )
     samples = samples.reshape(b, k, p, *samples.shape[2:]).transpose(0, 2, 1, 3, 4, 5)
     reals, real_ids = [], []
     for label, _, (column, values) in prompts:
@@ -87,9 +131,17 @@ def main() -> None:
         reals.append(np.concatenate([images, pad]))
         real_ids.append(ids + [""] * (k - len(ids)))
     with atomic_path(out / "gallery.npz", suffix=".npz") as tmp:
-        np.savez_compressed(tmp, samples=samples, backgrounds=jobs.backgrounds, masks=jobs.masks, labels=jobs.labels,
-                            prompts=np.array([text for _, text, _ in prompts]), prompt_labels=np.array([label for label, _, _ in prompts]),
-                            real=np.stack(reals), real_ids=np.array(real_ids))  # fmt: skip
+        np.savez_compressed(
+            tmp,
+            samples=samples,
+            backgrounds=jobs.backgrounds,
+            masks=jobs.masks,
+            labels=jobs.labels,
+            prompts=np.array([text for _, text, _ in prompts]),
+            prompt_labels=np.array([label for label, _, _ in prompts]),
+            real=np.stack(reals),
+            real_ids=np.array(real_ids),
+        )
     with atomic_path(out / "text_check.csv", suffix=".csv") as tmp:
         pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6f")
     summary["seconds"] = time.perf_counter() - started

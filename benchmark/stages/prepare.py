@@ -21,7 +21,9 @@ def main() -> None:
 
     params = load_section("prepare", args.params)
     if args.dataset not in params.datasets:
-        raise ParamsError(f"{args.params}: prepare.datasets has no entry {args.dataset!r}; listed: {', '.join(params.datasets)}")
+        raise ParamsError(
+            f"{args.params}: prepare.datasets has no entry {args.dataset!r}; listed: {', '.join(params.datasets)}"
+        )
     options = PrepareOptions(
         image_size=params.image_size,
         val_fraction=params.val_fraction,

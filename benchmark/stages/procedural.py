@@ -21,12 +21,24 @@ def main() -> None:
 
     params = load_section("procedural", args.params)
     output = Path(params.output_dir)
-    table = polyp.generate(params.synth_polyp, derive_seed(params.seed, "synth_polyp"), output / "synth_polyp",
-                           test_seed=derive_seed(params.test_seed, "synth_polyp", "test_world"), progress=not args.no_progress)
+    table = polyp.generate(
+        params.synth_polyp,
+        derive_seed(params.seed, "synth_polyp"),
+        output / "synth_polyp",
+        test_seed=derive_seed(params.test_seed, "synth_polyp", "test_world"),
+        progress=not args.no_progress,
+    )
     test = table["part"].eq("test")
-    print(f"synth_polyp: {len(table)} frames ({int(test.sum())} in a test world of {table.loc[test, 'sequence'].nunique()} sequences), {int(table['small'].sum())} small, {int(table['flat'].sum())} flat -> {output / 'synth_polyp'}")
-    table = fundus.generate(params.synth_fundus, derive_seed(params.seed, "synth_fundus"), output / "synth_fundus",
-                           test_seed=derive_seed(params.test_seed, "synth_fundus", "test_world"), progress=not args.no_progress)
+    print(
+        f"synth_polyp: {len(table)} frames ({int(test.sum())} in a test world of {table.loc[test, 'sequence'].nunique()} sequences), {int(table['small'].sum())} small, {int(table['flat'].sum())} flat -> {output / 'synth_polyp'}"
+    )
+    table = fundus.generate(
+        params.synth_fundus,
+        derive_seed(params.seed, "synth_fundus"),
+        output / "synth_fundus",
+        test_seed=derive_seed(params.test_seed, "synth_fundus", "test_world"),
+        progress=not args.no_progress,
+    )
     counts = table["stratum"].value_counts().to_dict()
     print(f"synth_fundus: {len(table)} images, strata {counts} -> {output / 'synth_fundus'}")
 

@@ -10,7 +10,9 @@ subsets drawn without replacement), KID mean ± std over subsets, the
 LPIPS distance to the nearest real lesion image (mean ± std), validator IoU (mean ± std) and the
 acceptance rate, all at one equal n, with the feature source named; plus the acceptance sweep
 over ``quality.thetas`` (rate and mean IoU of the accepted at each θ, from the recorded IoUs),
-also as ``theta_sweep.csv`` (a DVC plots file: ``dvc plots show``).
+also as ``theta_sweep.csv`` (a DVC plots file: ``dvc plots show``); acceptance and gate IoU by
+lesion stratum (:mod:`benchmark.quality.strata`), what a gate on the union label would accept, and
+the validator's pass rate at θ on real validation lesion images (the ceiling of any acceptance).
 """
 
 from __future__ import annotations
@@ -31,19 +33,26 @@ def real_lesion_images(dataset):
     else:
         keep = train.masks.reshape(len(train), -1).any(axis=1)
     if not keep.any():
-        raise ValueError(f"{dataset.directory}: no real training image shows the lesion; Table 5 needs real lesion images")
+        raise ValueError(
+            f"{dataset.directory}: no real training image shows the lesion; Table 5 needs real lesion images"
+        )
     return train.images[np.flatnonzero(keep)]
 
 
 def theta_sweep(iou, thetas) -> list[dict]:
     """Acceptance rate, count and mean IoU of the accepted at each θ (accepted when IoU > θ)."""
-    import numpy as np
 
     rows = []
     for theta in thetas:
         accepted = iou > theta
-        rows.append({"theta": theta, "acceptance_rate": float(accepted.mean()) if len(iou) else float("nan"), "n_accepted": int(accepted.sum()),
-                     "mean_iou_accepted": float(iou[accepted].mean()) if accepted.any() else float("nan")})  # fmt: skip
+        rows.append(
+            {
+                "theta": theta,
+                "acceptance_rate": float(accepted.mean()) if len(iou) else float("nan"),
+                "n_accepted": int(accepted.sum()),
+                "mean_iou_accepted": float(iou[accepted].mean()) if accepted.any() else float("nan"),
+            }
+        )
     return rows
 
 
@@ -72,7 +81,9 @@ def main() -> None:
     with np.load(folder / "samples.npz") as arrays:
         generated = arrays["images"]
     if len(generated) != len(table):
-        raise ValueError(f"{folder}: {len(generated)} images but {len(table)} manifest rows; rerun `dvc repro synthesize@{args.dataset}`")
+        raise ValueError(
+            f"{folder}: {len(generated)} images but {len(table)} manifest rows; rerun `dvc repro synthesize@{args.dataset}`"
+        )
     real = real_lesion_images(dataset)
     accepted, rejected = np.flatnonzero(table["accepted"].to_numpy()), np.flatnonzero(~table["accepted"].to_numpy())
     # equal n for every set, at most half the smallest pool so that random subsets differ
@@ -81,9 +92,26 @@ def main() -> None:
     sweep = pd.DataFrame(theta_sweep(table["iou"].to_numpy(), params.thetas))
     with atomic_path(out.with_name("theta_sweep.csv"), suffix=".csv") as tmp:  # `dvc plots show`: acceptance vs θ
         sweep.to_csv(tmp, index=False, float_format="%.6f")
-    base = {"dataset": args.dataset, "n_generated": int(len(table)), "n_real_lesion_images": int(len(real)), "theta": synthesize.theta,
-            "acceptance_rate": float(table["accepted"].mean()) if len(table) else float("nan"),
-            "theta_sweep": theta_sweep(table["iou"].to_numpy(), params.thetas)}  # fmt: skip
+    from benchmark.quality.strata import acceptance_by_stratum
+    from benchmark.utils.io import read_json
+
+    validator_metrics = Path("results") / args.dataset / "validator" / "metrics.json"
+    ceiling = read_json(validator_metrics) if validator_metrics.is_file() else {}
+    by_stratum = acceptance_by_stratum(table, dataset.attributes)
+    base = {
+        "dataset": args.dataset,
+        "n_generated": int(len(table)),
+        "n_real_lesion_images": int(len(real)),
+        "theta": synthesize.theta,
+        "acceptance_rate": float(table["accepted"].mean()) if len(table) else float("nan"),
+        "acceptance_rate_union_gate": float((table["iou_union"] > synthesize.theta).mean())
+        if "iou_union" in table
+        else None,
+        "validator_real_pass_rate": ceiling.get("pass_rate"),
+        "validator_real_lesion_images": ceiling.get("n_lesion_images"),
+        "strata": by_stratum.replace({np.nan: None}).to_dict(orient="records"),
+        "theta_sweep": theta_sweep(table["iou"].to_numpy(), params.thetas),
+    }
     if n < 2:
         # nothing is fabricated: the table says why the cell is empty
         reason = f"too few images for equal-n comparison (accepted {len(accepted)}, rejected {len(rejected)}, real {len(real)}; need >= 4 each)"
@@ -91,20 +119,32 @@ def main() -> None:
         print(f"{args.dataset}: Table 5 not computed: {reason}")
         return
     rng = np.random.default_rng(derive_seed(params.seed, "quality", args.dataset))
-    pools = {"accepted": rng.permutation(accepted)[: 2 * params.max_images], "rejected": rng.permutation(rejected)[: 2 * params.max_images]}
+    pools = {
+        "accepted": rng.permutation(accepted)[: 2 * params.max_images],
+        "rejected": rng.permutation(rejected)[: 2 * params.max_images],
+    }
     reference = real[rng.choice(len(real), min(params.lpips_reference, len(real)), replace=False)]
 
     unet = Path("models") / args.dataset / "runs" / "unet" / "seed_0" / "model"
     domain.register()
-    domain_extractor = domain.UNetEncoderFeatures(domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet))
+    domain_extractor = domain.UNetEncoderFeatures(
+        domain.EXTRACTOR_NAME, ["pooled"], feature_extractor_weights_path=str(unet)
+    )
     if params.inception_weights_path:
         from torch_fidelity.utils import create_feature_extractor
 
         if not Path(params.inception_weights_path).is_file():
-            raise FileNotFoundError(f"quality.inception_weights_path {params.inception_weights_path!r} does not exist; "
-                                    "set it to the local weights-inception-2015-12-05-6726825d.pth or to null (domain features)")  # fmt: skip
-        extractor = create_feature_extractor("inception-v3-compat", ["2048"], cuda=False, verbose=False,
-                                             feature_extractor_weights_path=params.inception_weights_path)  # fmt: skip
+            raise FileNotFoundError(
+                f"quality.inception_weights_path {params.inception_weights_path!r} does not exist; "
+                "set it to the local weights-inception-2015-12-05-6726825d.pth or to null (domain features)"
+            )
+        extractor = create_feature_extractor(
+            "inception-v3-compat",
+            ["2048"],
+            cuda=False,
+            verbose=False,
+            feature_extractor_weights_path=params.inception_weights_path,
+        )
         fid_source = "Inception-v3 (torch-fidelity inception-v3-compat, local weights)"
     else:
         extractor = domain_extractor
@@ -124,23 +164,46 @@ def main() -> None:
     sets = {}
     for name, index in tqdm(pools.items(), desc=f"quality {args.dataset}", unit="set"):
         features = fidelity.extract_features(extractor, generated[index])
-        fid, fid_low, fid_high = fidelity.fid_over_subsets(features, real_features, n, subsets=params.bootstrap, seed=seed)
-        kid_mean, kid_std = fidelity.kid(features, real_features, subset_size=min(params.kid_subset_size, n), subsets=params.kid_subsets, seed=seed)
+        fid, fid_low, fid_high = fidelity.fid_over_subsets(
+            features, real_features, n, subsets=params.bootstrap, seed=seed
+        )
+        kid_mean, kid_std = fidelity.kid(
+            features, real_features, subset_size=min(params.kid_subset_size, n), subsets=params.kid_subsets, seed=seed
+        )
         images = generated[index[:n]]
         if lpips_model is not None:
             distances = fidelity.nearest_lpips(lpips_model, images, reference)
         else:
             distances = fidelity.nearest_domain_distance(domain_extractor, images, reference)
         all_iou = iou[accepted if name == "accepted" else rejected]
-        sets[name] = {"n_available": int(len(all_iou)), "fid": fid, "fid_ci_low": fid_low, "fid_ci_high": fid_high, "kid_mean": kid_mean,
-                      "kid_std": kid_std, "lpips_mean": float(distances.mean()), "lpips_std": float(distances.std(ddof=1)),
-                      "iou_mean": float(all_iou.mean()), "iou_std": float(all_iou.std(ddof=1)), "share": len(all_iou) / len(table)}  # fmt: skip
-    summary = {**base, "computed": True, "n_per_set": int(n), "fid_kid_features": fid_source, "lpips_features": lpips_source,
-               "lpips_reference_images": int(len(reference)), "sets": sets}  # fmt: skip
+        sets[name] = {
+            "n_available": int(len(all_iou)),
+            "fid": fid,
+            "fid_ci_low": fid_low,
+            "fid_ci_high": fid_high,
+            "kid_mean": kid_mean,
+            "kid_std": kid_std,
+            "lpips_mean": float(distances.mean()),
+            "lpips_std": float(distances.std(ddof=1)),
+            "iou_mean": float(all_iou.mean()),
+            "iou_std": float(all_iou.std(ddof=1)),
+            "share": len(all_iou) / len(table),
+        }
+    summary = {
+        **base,
+        "computed": True,
+        "n_per_set": int(n),
+        "fid_kid_features": fid_source,
+        "lpips_features": lpips_source,
+        "lpips_reference_images": int(len(reference)),
+        "sets": sets,
+    }
     write_json(out, summary)
     for name, values in sets.items():
-        print(f"{args.dataset} {name}: FID {values['fid']:.2f} [{values['fid_ci_low']:.2f}, {values['fid_ci_high']:.2f}], "
-              f"KID {values['kid_mean']:.4f} ± {values['kid_std']:.4f}, LPIPS {values['lpips_mean']:.3f}, IoU {values['iou_mean']:.3f} (n = {n})")  # fmt: skip
+        print(
+            f"{args.dataset} {name}: FID {values['fid']:.2f} [{values['fid_ci_low']:.2f}, {values['fid_ci_high']:.2f}], "
+            f"KID {values['kid_mean']:.4f} ± {values['kid_std']:.4f}, LPIPS {values['lpips_mean']:.3f}, IoU {values['iou_mean']:.3f} (n = {n})"
+        )
 
 
 if __name__ == "__main__":

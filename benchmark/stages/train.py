@@ -6,8 +6,10 @@
 The runs are ``train.methods`` plus, on the datasets of ``ablation.datasets``, ``ablation.runs``.
 A run is a method and its training data (``benchmark.methods.runs``): ``+diffaug`` adds the first
 ``synthesize.volume × n_train`` accepted synthetic pairs of ``data/synthetic/<dataset>`` (modifiers
-pick another volume, θ, no gate, or an ablation set). With ``train.synthetic_budget`` "equal_steps"
-such a run trains for exactly the optimizer steps of the method's real-only run (``budget_config``).
+pick another volume, θ, no gate, or an ablation set; ``+copypaste``, ``+oracle`` and ``+shuffled``
+take the controls instead). With ``train.synthetic_budget`` "equal_steps" such a run trains for
+exactly the optimizer steps of the method's real-only run (``budget_config``); the ``_epochs``
+modifier trains one run under "equal_epochs" instead.
 
 Every (run, seed) is one job; ``train.workers`` processes take jobs longest first, each with
 ``train.threads // train.workers`` torch threads, and evaluate a seed as soon as it is trained
@@ -37,8 +39,16 @@ from benchmark.stages import common
 
 #: CPU seconds per optimizer step relative to the U-Net (measured at 64², one thread): only the
 #: order in which jobs start (longest first), never a result.
-RELATIVE_STEP_COST = {"diffaug": 4.0, "sdseg": 4.0, "resnet50_unet": 3.0, "medsegdiff_v1": 1.4, "medsegdiff_v2": 1.6, "difftrans": 1.5,
-                      "unet": 1.0, "transunet": 0.6}  # fmt: skip
+RELATIVE_STEP_COST = {
+    "diffaug": 4.0,
+    "sdseg": 4.0,
+    "resnet50_unet": 3.0,
+    "medsegdiff_v1": 1.4,
+    "medsegdiff_v2": 1.6,
+    "difftrans": 1.5,
+    "unet": 1.0,
+    "transunet": 0.6,
+}
 
 
 def runs_of(dataset: str, params_path: str) -> list[str]:
@@ -61,8 +71,19 @@ def fingerprint(method: str, config: dict, seed: int, arrays: list) -> str:
     return common.fingerprint({"method": method, "config": config, "seed": seed}, arrays, common.code_closure(module))
 
 
-def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, progress: bool, n_real: int | None = None,
-               autoencoder=None, autoencoder_key: str | None = None):  # fmt: skip
+def train_seed(
+    train,
+    val,
+    method_cls,
+    config,
+    seed: int,
+    seed_dir: Path,
+    *,
+    progress: bool,
+    n_real: int | None = None,
+    autoencoder=None,
+    autoencoder_key: str | None = None,
+):
     """Train (or resume, or skip) one seed.
 
     Args:
@@ -113,14 +134,17 @@ def train_seed(train, val, method_cls, config, seed: int, seed_dir: Path, *, pro
         "n_val": len(val),
         "epochs": epochs,
         "samples_per_epoch": per_epoch,
-        "optimizer_steps": (epochs or 0) * steps_per_epoch(len(train), epoch_size, batch_size),  # the trainers' own count
+        "optimizer_steps": (epochs or 0)
+        * steps_per_epoch(len(train), epoch_size, batch_size),  # the trainers' own count
         # evidence of a resume: a seed that continued from its checkpoint takes fewer steps in this call
         "checkpoint_at_start": resumable,
         "optimizer_steps_this_call": steps.count,
         "environment": environment_record(),
     }
     write_json(record_path, record)
-    (seed_dir / "checkpoint.pt").unlink(missing_ok=True)  # done: model/ holds the selected weights, train_log.csv the history
+    (seed_dir / "checkpoint.pt").unlink(
+        missing_ok=True
+    )  # done: model/ holds the selected weights, train_log.csv the history
     return record, method
 
 
@@ -153,11 +177,20 @@ def _setup_worker(dataset: str, params_path: str) -> None:
     data = PreparedDataset(Path("data/prepared") / dataset, Path("data/splits") / f"{dataset}.json")
     test, val = data.subset("test"), data.subset("val")
     _STATE.clear()
-    _STATE.update(dataset=dataset, data=data, test=test, val=val, native=data.native_masks(list(test.ids)),
-                  native_val=data.native_masks(list(val.ids)), synthetic={}, autoencoder=None,
-                  train_params=load_section("train", params_path), eval_params=load_section("evaluate", params_path),
-                  volume=load_section("synthesize", params_path).volume,
-                  iterative=iterative_scoring(dataset, params_path))  # fmt: skip
+    _STATE.update(
+        dataset=dataset,
+        data=data,
+        test=test,
+        val=val,
+        native=data.native_masks(list(test.ids)),
+        native_val=data.native_masks(list(val.ids)),
+        synthetic={},
+        autoencoder=None,
+        train_params=load_section("train", params_path),
+        eval_params=load_section("evaluate", params_path),
+        volume=load_section("synthesize", params_path).volume,
+        iterative=iterative_scoring(dataset, params_path),
+    )
 
 
 def iterative_scoring(dataset: str, params_path: str) -> frozenset[str]:
@@ -184,13 +217,25 @@ def _training_set(spec, n_train: int):
     if spec is None:
         return train
     volume = spec.volume if spec.volume is not None else _STATE["volume"]
-    cache_key = (spec.folder(_STATE["dataset"]), volume, spec.theta, spec.validated)
+    shuffled = spec.source == "shuffled"
+    cache_key = (spec.folder(_STATE["dataset"]), volume, spec.theta, spec.validated, shuffled)
     if cache_key not in _STATE["synthetic"]:
         # the paper does not regenerate rejected samples: a shortfall trains with what was accepted
         # (run.json records n_train_synthetic)
-        extra = accepted_subset(cache_key[0], volume, n_train, strict=False, theta=spec.theta, validated=spec.validated)
-        _STATE["synthetic"][cache_key] = SegmentationData(train.ids + extra.ids, np.concatenate([train.images, extra.images]),
-                                                          np.concatenate([train.masks, extra.masks]))  # fmt: skip
+        extra = accepted_subset(
+            cache_key[0],
+            volume,
+            n_train,
+            strict=False,
+            theta=spec.theta,
+            validated=spec.validated,
+            shuffle_labels=shuffled,
+        )
+        _STATE["synthetic"][cache_key] = SegmentationData(
+            train.ids + extra.ids,
+            np.concatenate([train.images, extra.images]),
+            np.concatenate([train.masks, extra.masks]),
+        )
     return _STATE["synthetic"][cache_key]
 
 
@@ -207,8 +252,9 @@ def run_seed(run: str, index: int) -> dict:
     method_cls = get_method(name)
     config = run_config(params.config_of(name), data)
     n_real = len(_STATE["data"].subset("train"))
-    train = _training_set(parse_synthetic(data), n_real)
-    config = budget_config(config, n_real, len(train), params.synthetic_budget)
+    spec = parse_synthetic(data)
+    train = _training_set(spec, n_real)
+    config = budget_config(config, n_real, len(train), (spec.budget if spec else None) or params.synthetic_budget)
     autoencoder_key = None
     if getattr(method_cls, "needs_autoencoder", False):
         if _STATE["autoencoder"] is None:
@@ -219,8 +265,18 @@ def run_seed(run: str, index: int) -> dict:
     seed = derive_seed(params.base_seed, "train", dataset, name, index)  # shared by every run of the method
     seed_dir = Path("models") / dataset / "runs" / run / f"seed_{index}"
     started = time.perf_counter()
-    record, method = train_seed(train, _STATE["val"], method_cls, config, seed, seed_dir, progress=False, n_real=n_real,
-                                autoencoder=_STATE["autoencoder"], autoencoder_key=autoencoder_key)  # fmt: skip
+    record, method = train_seed(
+        train,
+        _STATE["val"],
+        method_cls,
+        config,
+        seed,
+        seed_dir,
+        progress=False,
+        n_real=n_real,
+        autoencoder=_STATE["autoencoder"],
+        autoencoder_key=autoencoder_key,
+    )
     trained = method is not None
     eval_params = _STATE["eval_params"]
     iterative = run == name and name in _STATE["iterative"]
@@ -229,11 +285,24 @@ def run_seed(run: str, index: int) -> dict:
     if result is None:
         if method is None:
             method = method_cls.load(seed_dir / "model")
-        result = evaluate.evaluate_seed(method, read_json(seed_dir / "run.json"), _STATE["test"], _STATE["val"], _STATE["native"],
-                                        _STATE["native_val"], eval_params, iterative=iterative)  # fmt: skip
+        result = evaluate.evaluate_seed(
+            method,
+            read_json(seed_dir / "run.json"),
+            _STATE["test"],
+            _STATE["val"],
+            _STATE["native"],
+            _STATE["native_val"],
+            eval_params,
+            iterative=iterative,
+        )
         evaluate.save_evaluation(result, seed_dir, key)
-    return {"run": run, "index": index, "trained": trained, "seconds": time.perf_counter() - started,
-            "dice": float(result["per_image"]["dice"].mean())}  # fmt: skip
+    return {
+        "run": run,
+        "index": index,
+        "trained": trained,
+        "seconds": time.perf_counter() - started,
+        "dice": float(result["per_image"]["dice"].mean()),
+    }
 
 
 # --- parent side ----------------------------------------------------------------------------------
@@ -262,18 +331,28 @@ def plan(dataset: str, runs: list[str], params_path: str) -> list[tuple[str, int
         if spec is not None:
             folder = Path(spec.folder(dataset))
             if not (folder / "manifest.csv").is_file():
-                stage = f"synthesize@{dataset}" if spec.set == "main" else f"ablation_synthesize@{dataset}-{spec.set}"
-                raise FileNotFoundError(f"{folder}/manifest.csv is missing (run {run!r}); run `dvc repro {stage}` first")
+                raise FileNotFoundError(
+                    f"{folder}/manifest.csv is missing (run {run!r}); run `dvc repro {spec.stage(dataset)}` first"
+                )
         config = run_config(params.config_of(name), kind)  # the run's own settings (e.g. +noaug: no augmentation)
-        steps = getattr(config, "epochs", 1) * math.ceil(n_train / getattr(config, "batch_size", 1))
-        costs[run] = steps * RELATIVE_STEP_COST.get(name, 1.0) * (1.3 if getattr(config, "augmentation", "") == "standard" else 1.0)
+        seen = n_train
+        if spec is not None and (spec.budget or params.synthetic_budget) == "equal_epochs":
+            seen = n_train * (1 + (spec.volume if spec.volume is not None else 1.0))  # longer runs start first
+        steps = getattr(config, "epochs", 1) * math.ceil(seen / getattr(config, "batch_size", 1))
+        costs[run] = (
+            steps
+            * RELATIVE_STEP_COST.get(name, 1.0)
+            * (1.3 if getattr(config, "augmentation", "") == "standard" else 1.0)
+        )
     jobs = [(run, index) for run in runs for index in range(params.n_seeds)]
     return sorted(jobs, key=lambda job: -costs[job[0]])  # stable: ties keep the listed order
 
 
 def main() -> None:
     parser = common.dataset_parser(__doc__)
-    parser.add_argument("--runs", help="comma-separated runs to train (default: train.methods and, on ablation datasets, ablation.runs)")
+    parser.add_argument(
+        "--runs", help="comma-separated runs to train (default: train.methods and, on ablation datasets, ablation.runs)"
+    )
     args = parser.parse_args()
     from tqdm.auto import tqdm
 
@@ -290,10 +369,14 @@ def main() -> None:
     if unknown:
         from benchmark.config import ParamsError
 
-        raise ParamsError(f"--runs names {unknown}, not in train.methods or ablation.runs for {args.dataset}; add them to params.yaml")
+        raise ParamsError(
+            f"--runs names {unknown}, not in train.methods or ablation.runs for {args.dataset}; add them to params.yaml"
+        )
     jobs = plan(args.dataset, runs, args.params)
     workers, threads = split_threads(params.threads, params.workers)
-    print(f"train@{args.dataset}: {len(runs)} runs x {params.n_seeds} seeds = {len(jobs)} jobs on {workers} worker(s) x {threads} thread(s)")
+    print(
+        f"train@{args.dataset}: {len(runs)} runs x {params.n_seeds} seeds = {len(jobs)} jobs on {workers} worker(s) x {threads} thread(s)"
+    )
     started = time.perf_counter()
     with WorkerPool(workers, threads, initializer=_setup_worker, initargs=(args.dataset, args.params)) as pool:
         bar = tqdm(total=len(jobs), desc=f"train@{args.dataset}", unit="seed", disable=args.no_progress)
@@ -301,7 +384,9 @@ def main() -> None:
             for done in pool.imap_unordered(run_seed, jobs):  # a worker's error is raised here; the rest are cancelled
                 bar.update()
                 state = "trained" if done["trained"] else "up to date"
-                bar.write(f"{args.dataset}/{done['run']} seed {done['index']}: {state}, evaluated, test Dice {done['dice']:.4f} ({done['seconds']:.1f} s)")
+                bar.write(
+                    f"{args.dataset}/{done['run']} seed {done['index']}: {state}, evaluated, test Dice {done['dice']:.4f} ({done['seconds']:.1f} s)"
+                )
         finally:
             bar.close()
     out = Path("results") / args.dataset / "runs"
@@ -309,8 +394,11 @@ def main() -> None:
     for run in runs:
         seed_dirs = [Path("models") / args.dataset / "runs" / run / f"seed_{index}" for index in range(params.n_seeds)]
         summary = write_run_results(args.dataset, run, seed_dirs, out / run, eval_params.threshold)
-        summaries[run] = {"dice_mean": summary["mean"]["dice"], "dice_std": summary["std"]["dice"],
-                          "dice_per_seed": {name: seed["dice"] for name, seed in summary["per_seed"].items()}}  # fmt: skip
+        summaries[run] = {
+            "dice_mean": summary["mean"]["dice"],
+            "dice_std": summary["std"]["dice"],
+            "dice_per_seed": {name: seed["dice"] for name, seed in summary["per_seed"].items()},
+        }
     if not args.runs:  # the full list: drop runs and seeds no longer asked for, write the metrics file
         for root in (Path("models") / args.dataset / "runs", out):
             for stale in sorted(root.iterdir()) if root.is_dir() else []:

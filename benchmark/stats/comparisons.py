@@ -31,8 +31,23 @@ from benchmark.stats.significance import bootstrap_ci, holm
 from benchmark.stats.units import Units, unit_means
 
 #: Columns of ``results/<dataset>/comparisons.csv``, in order.
-COLUMNS = ("table", "run_a", "run_b", "metric", "unit", "n_units", "n_seeds", "delta", "ci_low", "ci_high", "seed_sd",
-           "p", "p_holm", "min_attainable_p", "mde_80")  # fmt: skip
+COLUMNS = (
+    "table",
+    "run_a",
+    "run_b",
+    "metric",
+    "unit",
+    "n_units",
+    "n_seeds",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "seed_sd",
+    "p",
+    "p_holm",
+    "min_attainable_p",
+    "mde_80",
+)
 ALPHA = 0.05
 
 
@@ -102,8 +117,17 @@ def sign_flip_p(differences: np.ndarray, *, n_resamples: int = 100_000, seed: in
     return float((1 + hits) / (1 + n_resamples))
 
 
-def compare(per_image: pd.DataFrame, run_a: str, run_b: str, units: Units, *, metric: str = "dice", table: str = "",
-            n_resamples: int = 10_000, seed: int = 0) -> dict:  # fmt: skip
+def compare(
+    per_image: pd.DataFrame,
+    run_a: str,
+    run_b: str,
+    units: Units,
+    *,
+    metric: str = "dice",
+    table: str = "",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> dict:
     """One comparison record (the :data:`COLUMNS` of a row but ``p_holm``), ``run_a`` − ``run_b``.
 
     Args:
@@ -121,11 +145,21 @@ def compare(per_image: pd.DataFrame, run_a: str, run_b: str, units: Units, *, me
     per_seed = (seeds[run_a] - seeds[run_b]).groupby(level="seed_index").mean()
     n_seeds = int(min(both.loc[both["method"] == run, "seed_index"].nunique() for run in (run_a, run_b)))
     return {
-        "table": table, "run_a": run_a, "run_b": run_b, "metric": metric, "unit": units.name, "n_units": int(len(differences)),
-        "n_seeds": n_seeds, "delta": delta, "ci_low": low, "ci_high": high,
+        "table": table,
+        "run_a": run_a,
+        "run_b": run_b,
+        "metric": metric,
+        "unit": units.name,
+        "n_units": int(len(differences)),
+        "n_seeds": n_seeds,
+        "delta": delta,
+        "ci_low": low,
+        "ci_high": high,
         "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"),
-        "p": signed_rank_p(differences), "min_attainable_p": min_attainable_p(len(differences)), "mde_80": mde_80(differences),
-    }  # fmt: skip
+        "p": signed_rank_p(differences),
+        "min_attainable_p": min_attainable_p(len(differences)),
+        "mde_80": mde_80(differences),
+    }
 
 
 def finish_family(records: list[dict]) -> pd.DataFrame:
@@ -147,7 +181,9 @@ def mixed_effects(per_image: pd.DataFrame, run_a: str, run_b: str, units: Units,
     import statsmodels.formula.api as smf
 
     both = per_image[per_image["method"].isin([run_a, run_b])]
-    images = both.groupby(["method", "image_id"])[metric].mean().unstack("method").reindex(columns=[run_a, run_b]).dropna()
+    images = (
+        both.groupby(["method", "image_id"])[metric].mean().unstack("method").reindex(columns=[run_a, run_b]).dropna()
+    )
     long = images.stack().rename("score").reset_index()
     long["unit"] = units.labels(long["image_id"])
     long["is_a"] = (long["method"] == run_a).astype(float)
@@ -155,10 +191,20 @@ def mixed_effects(per_image: pd.DataFrame, run_a: str, run_b: str, units: Units,
         warnings.simplefilter("always")
         result = smf.mixedlm("score ~ is_a", long, groups=long["unit"]).fit(reml=True)
     low, high = result.conf_int().loc["is_a"].tolist()
-    return {"run_a": run_a, "run_b": run_b, "metric": metric, "unit": units.name, "n_units": int(long["unit"].nunique()),
-            "n_images": int(len(images)), "delta": float(result.fe_params["is_a"]), "ci_low": float(low), "ci_high": float(high),
-            "p": float(result.pvalues["is_a"]), "unit_variance": float(result.cov_re.iloc[0, 0]),
-            "converged": bool(result.converged) and not any("converge" in str(w.message).lower() for w in caught)}  # fmt: skip
+    return {
+        "run_a": run_a,
+        "run_b": run_b,
+        "metric": metric,
+        "unit": units.name,
+        "n_units": int(long["unit"].nunique()),
+        "n_images": int(len(images)),
+        "delta": float(result.fe_params["is_a"]),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p": float(result.pvalues["is_a"]),
+        "unit_variance": float(result.cov_re.iloc[0, 0]),
+        "converged": bool(result.converged) and not any("converge" in str(w.message).lower() for w in caught),
+    }
 
 
 def p_text(row, unit_name: str | None = None, column: str = "p_holm") -> str:

@@ -38,8 +38,14 @@ def paired_wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def bootstrap_ci(values: np.ndarray, *, groups: np.ndarray | None = None, n_resamples: int = 10_000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:  # fmt: skip
+def bootstrap_ci(
+    values: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    n_resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Mean of ``values`` and its percentile bootstrap CI.
 
     Args:
@@ -99,8 +105,9 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def compare_to_best_other(scores: pd.DataFrame, *, metric: str = "dice", groups: dict | None = None, n_resamples: int = 10_000,
-                          seed: int = 0) -> pd.DataFrame:  # fmt: skip
+def compare_to_best_other(
+    scores: pd.DataFrame, *, metric: str = "dice", groups: dict | None = None, n_resamples: int = 10_000, seed: int = 0
+) -> pd.DataFrame:
     """Each method against the best *other* method of its dataset, per image (Table 2's tests).
 
     Args:
@@ -126,8 +133,18 @@ def compare_to_best_other(scores: pd.DataFrame, *, metric: str = "dice", groups:
             difference = (wide[method] - wide[opponent]).to_numpy()
             mean, low, high = bootstrap_ci(difference, groups=cluster, n_resamples=n_resamples, seed=seed)
             _, p_value = paired_wilcoxon(wide[method].to_numpy(), wide[opponent].to_numpy())
-            rows.append({"dataset": dataset, "method": method, "opponent": opponent, "mean_difference": mean, "ci_low": low,
-                         "ci_high": high, "n_images": len(wide), "p_value": p_value})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "opponent": opponent,
+                    "mean_difference": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_images": len(wide),
+                    "p_value": p_value,
+                }
+            )
     table = pd.DataFrame(rows)
     if len(table):
         table["p_holm"] = holm(table["p_value"].to_numpy())

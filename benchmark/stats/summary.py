@@ -36,7 +36,9 @@ def metrics_summary(per_image: pd.DataFrame, metrics: tuple[str, ...] = METRIC_N
     """
     seeds = per_seed_means(per_image, metrics)
     summary = {
-        "per_seed": {f"seed_{int(index)}": {name: float(row[name]) for name in metrics} for index, row in seeds.iterrows()},
+        "per_seed": {
+            f"seed_{int(index)}": {name: float(row[name]) for name in metrics} for index, row in seeds.iterrows()
+        },
         "mean": {},
         "std": {},
         "n_seeds": int(len(seeds)),

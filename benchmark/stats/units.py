@@ -39,7 +39,9 @@ class Units:
         """Unit label of each image id (an unknown id is an error naming it)."""
         missing = [str(key) for key in image_ids if str(key) not in self.of_image]
         if missing:
-            raise KeyError(f"image {missing[0]!r} has no unit: the results and data/prepared disagree; rerun `dvc repro`")
+            raise KeyError(
+                f"image {missing[0]!r} has no unit: the results and data/prepared disagree; rerun `dvc repro`"
+            )
         return [self.of_image[str(key)] for key in image_ids]
 
 

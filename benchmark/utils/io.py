@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -98,9 +99,18 @@ def load_torch_file(path: str | os.PathLike, *, weights_only: bool = True) -> An
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except PermissionError:
         raise
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:  # OSError: some truncations (EINVAL)
-        raise CorruptFileError(f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:120]}): the file is truncated or "
-                               f"not a torch checkpoint; delete its folder ({path.parent}) and rerun `dvc repro`") from error
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+    ) as error:  # OSError: some truncations (EINVAL)
+        raise CorruptFileError(
+            f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:120]}): the file is truncated or "
+            f"not a torch checkpoint; delete its folder ({path.parent}) and rerun `dvc repro`"
+        ) from error
 
 
 def _json_default(value: Any) -> Any:

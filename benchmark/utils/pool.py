@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def _initialize(threads: int, initializer: Callable | None, initargs: tuple) -> None:
@@ -64,8 +65,12 @@ class WorkerPool:
             _initialize(self.threads, initializer, initargs)
             self._executor: Any = _InProcess()
         else:  # spawn: a fork of a process that already ran torch ops can deadlock in OpenMP
-            self._executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                                    initializer=_initialize, initargs=(self.threads, initializer, initargs))  # fmt: skip
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_initialize,
+                initargs=(self.threads, initializer, initargs),
+            )
 
     def submit(self, function: Callable, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         """Schedule ``function(*args, **kwargs)`` (module-level, picklable arguments)."""

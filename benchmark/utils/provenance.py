@@ -14,15 +14,19 @@ from benchmark import numerics
 def git_revision() -> str | None:
     """The current commit SHA (with ``-dirty`` when the work tree has changes), or None."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def hardware_name() -> str:
-    """"CPU (N threads): <model>" or the CUDA device name."""
+    """ "CPU (N threads): <model>" or the CUDA device name."""
     try:
         import torch
 

@@ -7,7 +7,9 @@ import math
 import torch
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
 
     The factor at step s is ``min(1, (s + 1) / warmup) * 0.5 * (1 + cos(pi * p))`` with

@@ -16,12 +16,13 @@ so :func:`benchmark.numerics.pin` runs before NumPy and torch load. It writes:
 
 from __future__ import annotations
 
-import benchmark  # noqa: F401, I001 - first, as in every stage: pins the CPU code paths
 import hashlib
 import json
 import sys
 import tempfile
 from pathlib import Path
+
+import benchmark  # noqa: F401, I001 - first, as in every stage: pins the CPU code paths
 
 
 def procedural_hash() -> str:
@@ -53,11 +54,26 @@ def training_hash() -> str:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = UNetConfig()
-    unet = UNet(spatial_dims=2, in_channels=3, out_channels=1, channels=config.channels,
-                strides=(2,) * (len(config.channels) - 1), num_res_units=config.num_res_units)  # fmt: skip
-    denoiser = UNet2DConditionModel(sample_size=16, in_channels=9, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-                                    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-                                    cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)  # fmt: skip
+    unet = UNet(
+        spatial_dims=2,
+        in_channels=3,
+        out_channels=1,
+        channels=config.channels,
+        strides=(2,) * (len(config.channels) - 1),
+        num_res_units=config.num_res_units,
+    )
+    denoiser = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=9,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
     generator = torch.Generator().manual_seed(1)
     images = torch.rand(8, 3, 64, 64, generator=generator)
     masks = (torch.rand(8, 1, 64, 64, generator=generator) > 0.7).float()

@@ -41,8 +41,24 @@ _THINNING = {"early": (0.55, 0.2, 0.25), "advanced": (0.5, 0.2, 0.3)}  # inferio
 # Pallor vs annotated cup per stratum: pallor size range (share of the cup), share of rounding/centring,
 # cup-wall hint strength. Early glaucoma: shallow "saucerised" cups, pallor lags; advanced: pale nearly to the edge.
 _PALLOR = {"normal": (0.75, 1.1, 0.3, 1.0), "early": (0.55, 0.95, 1.0, 0.5), "advanced": (0.7, 1.0, 0.6, 1.0)}
-COLUMNS = ["id", "part", "glaucoma", "vcdr", "vcdr_target", "stratum", "disc_cx", "disc_cy", "disc_diameter_px",
-           "cup_diameter_px", "rim_thinning", "image", "mask", "normal_image", "normal_mask", "normal_vcdr"]  # fmt: skip
+COLUMNS = [
+    "id",
+    "part",
+    "glaucoma",
+    "vcdr",
+    "vcdr_target",
+    "stratum",
+    "disc_cx",
+    "disc_cy",
+    "disc_diameter_px",
+    "cup_diameter_px",
+    "rim_thinning",
+    "image",
+    "mask",
+    "normal_image",
+    "normal_mask",
+    "normal_vcdr",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +118,7 @@ def vertical_cdr(label: np.ndarray) -> float:
 
 
 def stratum_of(vcdr: float) -> str:
-    """"normal" below 0.5, "early" in [0.5, 0.6), "advanced" from 0.6."""
+    """ "normal" below 0.5, "early" in [0.5, 0.6), "advanced" from 0.6."""
     return "advanced" if vcdr >= 0.6 else "early" if vcdr >= 0.5 else "normal"
 
 
@@ -130,7 +146,9 @@ def sample_fundus_attributes(rng: np.random.Generator, config: SynthFundusConfig
     stratum = "advanced" if u < config.p_advanced else "early" if u < config.p_advanced + config.p_early else "normal"
     low, high, _ = STRATA[stratum]
     vcdr_target = float(rng.uniform(low, high))
-    thinning = "none" if stratum == "normal" else str(rng.choice(["inferior", "superior", "diffuse"], p=_THINNING[stratum]))
+    thinning = (
+        "none" if stratum == "normal" else str(rng.choice(["inferior", "superior", "diffuse"], p=_THINNING[stratum]))
+    )
     cx, cy, radius = _fov(config.size)
     eye = "OD" if rng.random() < 0.5 else "OS"
     nasal = 1.0 if eye == "OD" else -1.0  # right eye: disc on the image's right, macula left
@@ -149,16 +167,31 @@ def sample_fundus_attributes(rng: np.random.Generator, config: SynthFundusConfig
     aspect, shift_x, shift_y = cup(thinning)
     normal_aspect, normal_shift_x, normal_shift_y = cup("none")
     return {
-        "stratum": stratum, "vcdr_target": vcdr_target, "rim_thinning": thinning, "eye": eye,
-        "disc_cx": disc_cx, "disc_cy": disc_cy, "disc_ry": disc_ry, "disc_rx": disc_ry * float(rng.uniform(0.84, 0.97)),
+        "stratum": stratum,
+        "vcdr_target": vcdr_target,
+        "rim_thinning": thinning,
+        "eye": eye,
+        "disc_cx": disc_cx,
+        "disc_cy": disc_cy,
+        "disc_ry": disc_ry,
+        "disc_rx": disc_ry * float(rng.uniform(0.84, 0.97)),
         "disc_tilt": float(rng.uniform(-0.2, 0.2)),
-        "disc_wobble": [float(rng.uniform(-0.03, 0.03)), float(rng.uniform(0, 2 * np.pi)),
-                        float(rng.uniform(-0.02, 0.02)), float(rng.uniform(0, 2 * np.pi))],
-        "macula_cx": disc_cx - nasal * macula_dist, "macula_cy": disc_cy + float(rng.uniform(0.05, 0.3)) * 2 * disc_ry,
-        "cup_aspect": aspect, "cup_shift_x": shift_x, "cup_shift_y": shift_y,
-        "normal_vcdr_target": float(rng.uniform(0.27, 0.38)), "normal_cup_aspect": normal_aspect,
-        "normal_cup_shift_x": normal_shift_x, "normal_cup_shift_y": normal_shift_y,
-    }  # fmt: skip
+        "disc_wobble": [
+            float(rng.uniform(-0.03, 0.03)),
+            float(rng.uniform(0, 2 * np.pi)),
+            float(rng.uniform(-0.02, 0.02)),
+            float(rng.uniform(0, 2 * np.pi)),
+        ],
+        "macula_cx": disc_cx - nasal * macula_dist,
+        "macula_cy": disc_cy + float(rng.uniform(0.05, 0.3)) * 2 * disc_ry,
+        "cup_aspect": aspect,
+        "cup_shift_x": shift_x,
+        "cup_shift_y": shift_y,
+        "normal_vcdr_target": float(rng.uniform(0.27, 0.38)),
+        "normal_cup_aspect": normal_aspect,
+        "normal_cup_shift_x": normal_shift_x,
+        "normal_cup_shift_y": normal_shift_y,
+    }
 
 
 @functools.lru_cache(maxsize=4)
@@ -179,8 +212,14 @@ def _background(rng: np.random.Generator, attrs: dict, size: int) -> Image.Image
     r = np.hypot(dx, dy) / radius
     light = (1 - rng.uniform(0.3, 0.5) * r**2) * (1 - 0.5 * np.clip((r - 0.7) / 0.35, 0, 1) ** 2)
     coarse = max(16, low // 4)  # fractal_noise is the costly part, so its octaves stay coarse
-    blotch = [np.asarray(Image.fromarray(fractal_noise(rng, (coarse, coarse), octaves=3, base_cells=3) - 0.5, "F")
-                         .resize((low, low), Image.BILINEAR)) for _ in range(2)]  # fmt: skip
+    blotch = [
+        np.asarray(
+            Image.fromarray(fractal_noise(rng, (coarse, coarse), octaves=3, base_cells=3) - 0.5, "F").resize(
+                (low, low), Image.BILINEAR
+            )
+        )
+        for _ in range(2)
+    ]
     grain = (smooth(rng.random((low, low), dtype=np.float32), 1.0) - 0.5) / 0.08
     dd = 2 * attrs["disc_ry"] * scale
     my, mx = coordinate_grid((low, low), (attrs["macula_cy"] * scale, attrs["macula_cx"] * scale))
@@ -219,14 +258,24 @@ def _vessel_layers(rng: np.random.Generator, attrs: dict, size: int) -> tuple[Im
         branches.append((kind, points, widths))
         if depth == 0:
             return
-        for i in np.sort(rng.choice(np.arange(n // 5, n), size=min(n - n // 5, int(rng.integers(1, 4))), replace=False)):
+        for i in np.sort(
+            rng.choice(np.arange(n // 5, n), size=min(n - n // 5, int(rng.integers(1, 4))), replace=False)
+        ):
             child_heading = headings[i - 1] + rng.choice([-1.0, 1.0]) * rng.uniform(0.45, 1.0)
             to_macula = macula - points[i]
             dist = float(np.hypot(*to_macula))
             room = (n - i) * step * rng.uniform(0.5, 0.9) + dd * rng.uniform(0.3, 1.0)
             if math.cos(child_heading) * to_macula[0] + math.sin(child_heading) * to_macula[1] > 0.8 * dist:
                 room = min(room, max(0.0, dist - 0.6 * dd))  # vessels stop short of the avascular fovea
-            grow(kind, points[i], child_heading, room, widths[i] * rng.uniform(0.55, 0.75), rng.normal(0, 0.3) / dd, depth - 1)
+            grow(
+                kind,
+                points[i],
+                child_heading,
+                room,
+                widths[i] * rng.uniform(0.55, 0.75),
+                rng.normal(0, 0.3) / dd,
+                depth - 1,
+            )
 
     arc_radius = float(np.hypot(*(macula - disc)))
     for kind, width, offset in (("vein", 0.085, 0.08), ("artery", 0.065, -0.08)):
@@ -237,7 +286,15 @@ def _vessel_layers(rng: np.random.Generator, attrs: dict, size: int) -> tuple[Im
             turn = -vertical * temporal / (arc_radius * rng.uniform(1.1, 1.5))
             grow(kind, origin, heading, arc_radius * rng.uniform(1.3, 1.8), width * dd, turn, 3)
             nasal_heading = math.atan2(vertical, -temporal * rng.uniform(0.5, 1.5))
-            grow(kind, origin, nasal_heading, radius * rng.uniform(0.6, 1.0), width * dd * 0.75, rng.normal(0, 0.2) / dd, 2)
+            grow(
+                kind,
+                origin,
+                nasal_heading,
+                radius * rng.uniform(0.6, 1.0),
+                width * dd * 0.75,
+                rng.normal(0, 0.2) / dd,
+                2,
+            )
         for _ in range(int(rng.integers(1, 3))):  # thin papillomacular and nasal twigs
             heading = math.atan2(rng.normal(0, 0.6), temporal * rng.choice([-1.0, 1.0]))
             grow(kind, origin, heading, dd * rng.uniform(1.0, 2.0), width * dd * 0.4, rng.normal(0, 0.5) / dd, 1)
@@ -262,7 +319,10 @@ class _DiscCrop:
     def __init__(self, attrs: dict, size: int):
         half = int(math.ceil(1.45 * max(attrs["disc_rx"], attrs["disc_ry"]) + 4))
         cx, cy = round(attrs["disc_cx"]), round(attrs["disc_cy"])
-        (y0, y1), (x0, x1) = (max(0, cy - half), min(size, cy + half + 1)), (max(0, cx - half), min(size, cx + half + 1))
+        (y0, y1), (x0, x1) = (
+            (max(0, cy - half), min(size, cy + half + 1)),
+            (max(0, cx - half), min(size, cx + half + 1)),
+        )
         self.box = (slice(y0, y1), slice(x0, x1))
         self.dy, self.dx = coordinate_grid((y1 - y0, x1 - x0), (attrs["disc_cy"] - y0, attrs["disc_cx"] - x0))
         tilt, (a2, p2, a3, p3) = attrs["disc_tilt"], attrs["disc_wobble"]
@@ -290,7 +350,9 @@ class _DiscCrop:
         ratios = np.arange(self.height + 1) / self.height
         counts = np.flatnonzero((ratios >= low) & ((ratios <= high) if inclusive else (ratios < high))).tolist()
         if not counts:
-            raise ValueError(f"{NAME}: a disc {self.height} px tall cannot hold a vCDR in {interval[:2]}; increase size")
+            raise ValueError(
+                f"{NAME}: a disc {self.height} px tall cannot hold a vCDR in {interval[:2]}; increase size"
+            )
         want = min(max(round(target * self.height), counts[0]), counts[-1])
         # Column counts of a symmetric cup change in steps of 2 px, so when a narrow interval holds a
         # single count of the other parity, moving the cup by half a pixel reaches it.
@@ -322,18 +384,24 @@ def _pallor(crop: _DiscCrop, look: dict, ellipse: tuple, stratum: str) -> np.nda
     scale, mean = low + (high - low) * look["pallor_size"], math.sqrt(half_width * half_height)
     round_, central = share * look["pallor_round"], share * look["pallor_central"]
     rx, ry = (scale * ((1 - round_) * h + round_ * mean) for h in (half_width, half_height))
-    u = (crop.dx - ox * (1 - central)) / rx - mean / rx * (look["pallor_offset"][0] + crop.temporal * look["pallor_temporal"])
+    u = (crop.dx - ox * (1 - central)) / rx - mean / rx * (
+        look["pallor_offset"][0] + crop.temporal * look["pallor_temporal"]
+    )
     v = (crop.dy - oy * (1 - central)) / ry - mean / ry * look["pallor_offset"][1]
     a2, p2, a3, p3 = look["pallor_wobble"]
     theta = np.arctan2(v, u)
     rho = np.hypot(u, v) / (1 + a2 * np.cos(2 * theta + p2) + a3 * np.cos(3 * theta + p3))
     # The edge is a gradient whose width is a share of the disc (not of the cup): 3-11 px at size 512.
-    return _smoothstep((1 - rho) * math.sqrt(rx * ry) / (look["pallor_soft"] * crop.ry) + 0.5) * np.clip((1 - crop.rho) * 8, 0, 1)
+    return _smoothstep((1 - rho) * math.sqrt(rx * ry) / (look["pallor_soft"] * crop.ry) + 0.5) * np.clip(
+        (1 - crop.rho) * 8, 0, 1
+    )
 
 
 def _compose(crop: _DiscCrop, base: np.ndarray, shared: tuple, look: dict, cup: tuple) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 ``(H, W, 3)`` and REFUGE label map uint8 ``(H, W)`` for one cup on the shared fundus."""
-    background, vessels, noise = shared  # float32 crops: (h, w, 3) and two (h, w) in [0, 1], noise (h, w, 3) in 0..255 units
+    background, vessels, noise = (
+        shared  # float32 crops: (h, w, 3) and two (h, w) in [0, 1], noise (h, w, 3) in 0..255 units
+    )
     rho_cup, cup_mask, cup_height, ellipse = cup
     rho = crop.rho
     edge = np.clip((1 - rho) * crop.ry / look["margin"] + 0.5, 0, 1)[..., None]  # disc margin, softer when defocused
@@ -348,7 +416,11 @@ def _compose(crop: _DiscCrop, base: np.ndarray, shared: tuple, look: dict, cup: 
     gx, gy = look["gradient"]  # uneven illumination across the disc
     # Inside the excavation the rim's pink capillary tint fades even where the floor is not pale: a
     # faint hint of the true cup edge, soft over 0.15 disc radius.
-    wall = _smoothstep((1 - rho_cup) * min(ellipse[2:]) / (0.15 * crop.ry) + 0.5)[..., None] * look["wall"] * _PALLOR[stratum][3]
+    wall = (
+        _smoothstep((1 - rho_cup) * min(ellipse[2:]) / (0.15 * crop.ry) + 0.5)[..., None]
+        * look["wall"]
+        * _PALLOR[stratum][3]
+    )
     rim = rim * (1 - wall) + wall * rim.mean(axis=-1, keepdims=True) * np.array([1.0, 0.95, 0.9])
     disc = (rim * (1 - pallor) + look["cup"] * pallor) * (1 + (gx * crop.dx + gy * crop.dy) / crop.rx)[..., None]
     colour = background * (1 - edge) + edge * disc
@@ -393,18 +465,31 @@ def render_fundus(rng: np.random.Generator, attrs: dict, size: int) -> dict:
     vessels = _vessel_layers(rng, attrs, size)
     defocus = size / 512 * rng.uniform(0.0, 1.0) ** 2 * 2.0  # Gaussian sigma (px): most images sharp, a few soft
     look = {  # per image; "pallor_*", "contrast", "dip", "wall" and "kink" decide how ambiguous the cup is
-        "vein": np.array([0.5, 0.3, 0.45]) * rng.uniform(0.85, 1.1), "artery": np.array([0.85, 0.58, 0.72]),
+        "vein": np.array([0.5, 0.3, 0.45]) * rng.uniform(0.85, 1.1),
+        "artery": np.array([0.85, 0.58, 0.72]),
         "rim": np.array([0.97, 0.63, 0.34]) * rng.uniform(0.8, 1.0) * np.exp(rng.normal(0, [0.02, 0.06, 0.12])),
         "cup": np.array([1.0, 0.92, 0.76]) * rng.uniform(0.9, 1.0) * np.exp(rng.normal(0, [0.0, 0.03, 0.08])),
-        "rim_temporal": rng.uniform(0.0, 0.15), "ppa": rng.uniform(0.2, 0.5) if rng.random() < 0.4 else 0.0,
-        "kink": np.clip(rng.normal(0, 0.1, 2), -0.14, 0.14), "dip": rng.uniform(0.15, 0.4), "wall": rng.uniform(0.0, 0.15),
-        "contrast": rng.uniform(0.3, 1.0), "pallor_size": rng.random(), "pallor_round": rng.uniform(0.0, 0.7),
-        "pallor_central": rng.uniform(0.0, 0.6), "pallor_offset": rng.normal(0, 0.08, 2), "pallor_temporal": rng.uniform(0.0, 0.12),
+        "rim_temporal": rng.uniform(0.0, 0.15),
+        "ppa": rng.uniform(0.2, 0.5) if rng.random() < 0.4 else 0.0,
+        "kink": np.clip(rng.normal(0, 0.1, 2), -0.14, 0.14),
+        "dip": rng.uniform(0.15, 0.4),
+        "wall": rng.uniform(0.0, 0.15),
+        "contrast": rng.uniform(0.3, 1.0),
+        "pallor_size": rng.random(),
+        "pallor_round": rng.uniform(0.0, 0.7),
+        "pallor_central": rng.uniform(0.0, 0.6),
+        "pallor_offset": rng.normal(0, 0.08, 2),
+        "pallor_temporal": rng.uniform(0.0, 0.12),
         "pallor_soft": rng.uniform(0.08, 0.3),
-        "pallor_wobble": [rng.uniform(-0.08, 0.08), rng.uniform(0, 2 * np.pi), rng.uniform(-0.06, 0.06), rng.uniform(0, 2 * np.pi)],
+        "pallor_wobble": [
+            rng.uniform(-0.08, 0.08),
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(-0.06, 0.06),
+            rng.uniform(0, 2 * np.pi),
+        ],
         "gradient": rng.uniform(0.0, 0.12) * np.array([math.cos(phi := rng.uniform(0, 2 * np.pi)), math.sin(phi)]),
         "margin": math.hypot(1.2, 2 * defocus),
-    }  # fmt: skip
+    }
     if defocus > 0.05:  # defocus blurs the vessels everywhere (the retina is smooth already)
         vessels = tuple(layer.filter(ImageFilter.GaussianBlur(defocus)) for layer in vessels)
     base_image = background
@@ -415,16 +500,30 @@ def render_fundus(rng: np.random.Generator, attrs: dict, size: int) -> dict:
     noise = rng.integers(-amplitude, amplitude + 1, (size, size, 3), dtype=np.int8)
     base = np.clip(np.asarray(base_image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
     crop = _DiscCrop(attrs, size)
-    shared = (np.asarray(background, dtype=np.float32)[crop.box] / 255,
-              [np.asarray(layer, dtype=np.float32)[crop.box] / 255 for layer in vessels], noise[crop.box])  # fmt: skip
+    shared = (
+        np.asarray(background, dtype=np.float32)[crop.box] / 255,
+        [np.asarray(layer, dtype=np.float32)[crop.box] / 255 for layer in vessels],
+        noise[crop.box],
+    )
     cup, twin = (
-        crop.fit_cup(attrs[f"{prefix}vcdr_target"], interval, *(attrs[f"{prefix}cup_{k}"] for k in ("aspect", "shift_x", "shift_y")))
+        crop.fit_cup(
+            attrs[f"{prefix}vcdr_target"],
+            interval,
+            *(attrs[f"{prefix}cup_{k}"] for k in ("aspect", "shift_x", "shift_y")),
+        )
         for prefix, interval in (("", STRATA[attrs["stratum"]]), ("normal_", TWIN_VCDR))
     )
     image, mask = _compose(crop, base, shared, look, cup)
     normal_image, normal_mask = _compose(crop, base, shared, look, twin)
-    return {"image": image, "mask": mask, "normal_image": normal_image, "normal_mask": normal_mask,
-            "disc_height": crop.height, "cup_height": cup[2], "normal_cup_height": twin[2]}  # fmt: skip
+    return {
+        "image": image,
+        "mask": mask,
+        "normal_image": normal_image,
+        "normal_mask": normal_mask,
+        "disc_height": crop.height,
+        "cup_height": cup[2],
+        "normal_cup_height": twin[2],
+    }
 
 
 def _paths(part: str, image_id: str, glaucoma: bool) -> tuple[str, str]:
@@ -446,7 +545,9 @@ def _save(root: Path, relative: str, array: np.ndarray) -> None:
         Image.fromarray(array, "L").save(path, format="BMP")
 
 
-def generate(config: SynthFundusConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True) -> pd.DataFrame:
+def generate(
+    config: SynthFundusConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True
+) -> pd.DataFrame:
     """Write ``synth_fundus`` in the REFUGE layout under ``out_dir`` (atomically) and return its table.
 
     Image ``j`` of part ``p`` draws everything from ``numpy_rng(seed, "synth_fundus", p, j)``, so
@@ -484,17 +585,30 @@ def generate(config: SynthFundusConfig, seed: int, out_dir: str | Path, *, test_
                     image_id = f"{'V' if part == 'validation' else 'T'}{j + 1:04d}"
                 image_path, mask_path = _paths(part, image_id, glaucoma)
                 normal_image, normal_mask = f"Normal/{image_id}.jpg", f"Normal/{image_id}.bmp"
-                for key, relative in zip(("image", "mask", "normal_image", "normal_mask"), (image_path, mask_path, normal_image, normal_mask)):
+                for key, relative in zip(
+                    ("image", "mask", "normal_image", "normal_mask"), (image_path, mask_path, normal_image, normal_mask)
+                ):
                     _save(root, relative, out[key])
-                rows.append({
-                    "id": image_id, "part": part, "glaucoma": bool(glaucoma), "vcdr": vcdr,
-                    "vcdr_target": attrs["vcdr_target"], "stratum": stratum_of(vcdr),
-                    "disc_cx": round(attrs["disc_cx"], 2), "disc_cy": round(attrs["disc_cy"], 2),
-                    "disc_diameter_px": out["disc_height"], "cup_diameter_px": out["cup_height"],
-                    "rim_thinning": attrs["rim_thinning"], "image": image_path, "mask": mask_path,
-                    "normal_image": normal_image, "normal_mask": normal_mask,
-                    "normal_vcdr": out["normal_cup_height"] / out["disc_height"],
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "id": image_id,
+                        "part": part,
+                        "glaucoma": bool(glaucoma),
+                        "vcdr": vcdr,
+                        "vcdr_target": attrs["vcdr_target"],
+                        "stratum": stratum_of(vcdr),
+                        "disc_cx": round(attrs["disc_cx"], 2),
+                        "disc_cy": round(attrs["disc_cy"], 2),
+                        "disc_diameter_px": out["disc_height"],
+                        "cup_diameter_px": out["cup_height"],
+                        "rim_thinning": attrs["rim_thinning"],
+                        "image": image_path,
+                        "mask": mask_path,
+                        "normal_image": normal_image,
+                        "normal_mask": normal_mask,
+                        "normal_vcdr": out["normal_cup_height"] / out["disc_height"],
+                    }
+                )
                 bar.update()
         table = pd.DataFrame(rows, columns=COLUMNS)
         table.to_csv(root / "attributes.csv", index=False)

@@ -26,8 +26,23 @@ from benchmark.utils.io import atomic_dir
 from benchmark.utils.seeding import numpy_rng
 
 NAME = "synth_polyp"
-COLUMNS = ("id", "sequence", "part", "diameter_mm", "small", "paris_type", "flat", "surface", "vascular_pattern",
-           "height_mm", "contrast", "center_x", "center_y", "area_px", "area_fraction")  # fmt: skip
+COLUMNS = (
+    "id",
+    "sequence",
+    "part",
+    "diameter_mm",
+    "small",
+    "paris_type",
+    "flat",
+    "surface",
+    "vascular_pattern",
+    "height_mm",
+    "contrast",
+    "center_x",
+    "center_y",
+    "area_px",
+    "area_fraction",
+)
 _VESSEL_TINT = np.array([0.3, 0.65, 0.55], np.float32)  # vessels absorb green/blue most: dark red
 _LUT = 2048  # samples of the angle functions around the lumen
 _HALO = 0.16  # shadows and blending may reach this fraction of the polyp radius (+ 2 px) past its mask
@@ -139,12 +154,19 @@ def sample_polyp_attributes(rng: np.random.Generator, config: SynthPolypConfig) 
     scale = {"flat": (0.2, 0.8), "sessile": (0.3, 0.55), "pedunculated": (0.7, 1.1)}[paris]
     height = rng.uniform(*scale) * (1.0 if paris == "flat" else diameter)
     return {
-        "diameter_mm": diameter, "small": diameter < 5.0, "paris_type": paris, "flat": paris == "flat",
-        "surface": surface, "vascular_pattern": vascular, "height_mm": round(float(height), 3),
-    }  # fmt: skip
+        "diameter_mm": diameter,
+        "small": diameter < 5.0,
+        "paris_type": paris,
+        "flat": paris == "flat",
+        "surface": surface,
+        "vascular_pattern": vascular,
+        "height_mm": round(float(height), 3),
+    }
 
 
-def generate(config: SynthPolypConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True) -> pd.DataFrame:
+def generate(
+    config: SynthPolypConfig, seed: int, out_dir: str | Path, *, test_seed: int | None = None, progress: bool = True
+) -> pd.DataFrame:
     """Render the data set and write it atomically in the CVC-ClinicDB layout.
 
     Writes ``Original/<i>.tif`` (RGB uint8 ``(H, W, 3)``), ``Ground Truth/<i>.tif`` (uint8
@@ -171,12 +193,28 @@ def generate(config: SynthPolypConfig, seed: int, out_dir: str | Path, *, test_s
     starts = {k: int(np.argmax(sequences == k)) for k in np.unique(sequences)}
     counts = np.bincount(sequences)
     # (sequence, position t in [0, 1], scene stream, frame stream, part) of every frame, training world first
-    frames = [(int(sequences[i]), (i - starts[int(sequences[i])]) / max(1, counts[int(sequences[i])] - 1),
-               (seed, NAME, "sequence", int(sequences[i])), (seed, NAME, "frame", i + 1), "train") for i in range(config.n_images)]  # fmt: skip
+    frames = [
+        (
+            int(sequences[i]),
+            (i - starts[int(sequences[i])]) / max(1, counts[int(sequences[i])] - 1),
+            (seed, NAME, "sequence", int(sequences[i])),
+            (seed, NAME, "frame", i + 1),
+            "train",
+        )
+        for i in range(config.n_images)
+    ]
     last = int(sequences.max())
     for j in range(1, config.test_sequences + 1):
-        frames += [(last + j, f / max(1, config.test_frames - 1), (test_seed, NAME, "test_sequence", j), (test_seed, NAME, "test_frame", j, f + 1), "test")
-                   for f in range(config.test_frames)]  # fmt: skip
+        frames += [
+            (
+                last + j,
+                f / max(1, config.test_frames - 1),
+                (test_seed, NAME, "test_sequence", j),
+                (test_seed, NAME, "test_frame", j, f + 1),
+                "test",
+            )
+            for f in range(config.test_frames)
+        ]
     rows, scene, scene_k = [], None, None
     with atomic_dir(out_dir) as tmp:
         folders = [tmp / "Original", tmp / "Ground Truth", tmp / "Normal"]
@@ -259,7 +297,7 @@ class _Scene:
         u = (1 / (reff * self.fold_gap) + self.fold_phase + wave) % 1
         ring_px = self.fold_gap * reff**2 * self.d  # rings closer than a few px would only alias
         amp = self.fold_amp * np.clip((ring_px - 4) / 10, 0, 1) * strength
-        crest = np.exp(-(((1 - u) - 0.07) / 0.09) ** 2)
+        crest = np.exp(-((((1 - u) - 0.07) / 0.09) ** 2))
         folds = smooth(1 - amp * (0.75 * np.exp(-u / 0.15) - 0.4 * crest), 0.8)  # soften the rim to ~1 px
         # smooth noise fields are sampled at every second pixel; contours are still taken per pixel
         tex = _upsample2(self.sample(np.log(reff[::2, ::2]), theta[::2, ::2]), self.shape)
@@ -334,8 +372,14 @@ def _render_frame(scene: _Scene, rng: np.random.Generator, t: float, config: Syn
     ys, xs = np.nonzero(mask)
     diff = np.abs(image[ys, xs].astype(np.int16) - twin[ys, xs].astype(np.int16))
     area = int(ys.size)
-    row = dict(attrs, contrast=round(float(diff.mean()) / 255, 5), center_x=round(float(xs.mean()), 2),
-               center_y=round(float(ys.mean()), 2), area_px=area, area_fraction=area / mask.size)  # fmt: skip
+    row = dict(
+        attrs,
+        contrast=round(float(diff.mean()) / 255, 5),
+        center_x=round(float(xs.mean()), 2),
+        center_y=round(float(ys.mean()), 2),
+        area_px=area,
+        area_fraction=area / mask.size,
+    )
     return image, mask, twin, row
 
 

@@ -9,8 +9,15 @@ from benchmark.config import check_epoch_size
 from benchmark.generators.configs import AutoencoderConfig
 
 #: A tiny autoencoder for the standalone fallback of the contract and smoke tests (32² -> 8² latents).
-SMOKE_AUTOENCODER = AutoencoderConfig(block_out_channels=(8, 16, 16), mid_block_attention=False, steps=40, batch_size=8,
-                                      learning_rate=3e-3, warmup_steps=5, checkpoint_every=20)  # fmt: skip
+SMOKE_AUTOENCODER = AutoencoderConfig(
+    block_out_channels=(8, 16, 16),
+    mid_block_attention=False,
+    steps=40,
+    batch_size=8,
+    learning_rate=3e-3,
+    warmup_steps=5,
+    checkpoint_every=20,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +103,16 @@ class LatentSegmenterConfig:
 
     def __post_init__(self):
         check_epoch_size(self.epoch_size)
-        positive = ("vision_channels", "fused_channels", "denoiser_layers_per_block", "num_train_timesteps", "iterative_steps",
-                    "predict_batch_size", "epochs", "batch_size")  # fmt: skip
+        positive = (
+            "vision_channels",
+            "fused_channels",
+            "denoiser_layers_per_block",
+            "num_train_timesteps",
+            "iterative_steps",
+            "predict_batch_size",
+            "epochs",
+            "batch_size",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -111,7 +126,9 @@ class LatentSegmenterConfig:
         if not 0 < self.beta_start < self.beta_end < 1:
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
         if self.iterative_steps > self.num_train_timesteps:
-            raise ValueError(f"iterative_steps {self.iterative_steps} exceeds num_train_timesteps {self.num_train_timesteps}")
+            raise ValueError(
+                f"iterative_steps {self.iterative_steps} exceeds num_train_timesteps {self.num_train_timesteps}"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.autoencoder_path is not None and not self.autoencoder_path:

@@ -15,7 +15,7 @@ Conventions (SDSeg's, used for both DiffAug and SDSeg):
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,8 +38,10 @@ class NoiseSchedule:
 
     def __post_init__(self):
         if self.num_train_timesteps < 1 or self.beta_schedule not in ("scaled_linear", "linear"):
-            raise ValueError(f"need num_train_timesteps >= 1 and beta_schedule 'scaled_linear' or 'linear', "
-                             f"got {self.num_train_timesteps}, {self.beta_schedule!r}")  # fmt: skip
+            raise ValueError(
+                f"need num_train_timesteps >= 1 and beta_schedule 'scaled_linear' or 'linear', "
+                f"got {self.num_train_timesteps}, {self.beta_schedule!r}"
+            )
         if not 0 < self.beta_start < self.beta_end < 1:
             raise ValueError(f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
@@ -59,13 +61,17 @@ def add_noise(clean: torch.Tensor, noise: torch.Tensor, alphas_cumprod_t: torch.
     return alpha.sqrt() * clean + (1 - alpha).sqrt() * noise
 
 
-def estimate_clean_latent(noisy: torch.Tensor, noise_pred: torch.Tensor, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
+def estimate_clean_latent(
+    noisy: torch.Tensor, noise_pred: torch.Tensor, alphas_cumprod_t: torch.Tensor
+) -> torch.Tensor:
     """Eq. 11: ẑ_0 = (z_t − sqrt(1 − ᾱ_t) ε̂) / sqrt(ᾱ_t); z_t, ε̂ (B, C, h, w), ᾱ_t (B,)."""
     alpha = alphas_cumprod_t.to(noisy.dtype).view(-1, 1, 1, 1)
     return (noisy - (1 - alpha).sqrt() * noise_pred) / alpha.sqrt()
 
 
-def noise_from_output(output: torch.Tensor, noisy: torch.Tensor, alphas_cumprod_t: torch.Tensor, prediction_type: str) -> torch.Tensor:
+def noise_from_output(
+    output: torch.Tensor, noisy: torch.Tensor, alphas_cumprod_t: torch.Tensor, prediction_type: str
+) -> torch.Tensor:
     """ε̂ from the UNet's raw output: itself ("epsilon") or ε̂ = sqrt(1 − ᾱ_t) z_t + sqrt(ᾱ_t) v̂ ("v_prediction").
 
     v-prediction (Salimans & Ho 2022; SD 2.x) is the same model with a t-dependent skip from z_t:
@@ -90,9 +96,17 @@ def soft_dice_loss(probabilities: torch.Tensor, targets: torch.Tensor, smooth: f
     return (1 - (2 * intersection + smooth) / (total + smooth)).mean()
 
 
-def segmentation_loss(noise: torch.Tensor, noise_pred: torch.Tensor, clean: torch.Tensor, clean_pred: torch.Tensor,
-                      decoded_masks: torch.Tensor | None, target_masks: torch.Tensor | None, *,
-                      lambda_latent: float, lambda_dice: float) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+def segmentation_loss(
+    noise: torch.Tensor,
+    noise_pred: torch.Tensor,
+    clean: torch.Tensor,
+    clean_pred: torch.Tensor,
+    decoded_masks: torch.Tensor | None,
+    target_masks: torch.Tensor | None,
+    *,
+    lambda_latent: float,
+    lambda_dice: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 12: mean|ε − ε̂| + λ_latent · mean|z_0 − ẑ_0| + λ_dice · Dice(D(ẑ_0), M_gt).
 
     Args:
@@ -120,12 +134,18 @@ def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
     """Trailing DDIM timesteps, descending, first = T − 1 (diffusers' ``timestep_spacing="trailing"``)."""
     if not 1 <= steps <= num_train_timesteps:
         raise ValueError(f"steps must be in [1, {num_train_timesteps}], got {steps}")
-    return [int(t) for t in np.round(np.arange(num_train_timesteps, 0, -num_train_timesteps / steps)).astype(np.int64) - 1]
+    return [
+        int(t) for t in np.round(np.arange(num_train_timesteps, 0, -num_train_timesteps / steps)).astype(np.int64) - 1
+    ]
 
 
 @torch.no_grad()
-def sample_clean_latents(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], initial_noise: torch.Tensor,
-                         alphas_cumprod: torch.Tensor, steps: int = 1) -> torch.Tensor:  # fmt: skip
+def sample_clean_latents(
+    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    initial_noise: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    steps: int = 1,
+) -> torch.Tensor:
     """Mask latents ẑ_0 from pure noise by deterministic DDIM (η = 0); ``steps=1`` is the single-step estimate.
 
     Args:

@@ -11,8 +11,17 @@ from benchmark.methods.supervised import images_to_tensor, module_device
 
 
 @torch.no_grad()
-def predict_masks(network: LatentSegmentationNetwork, autoencoder, images: np.ndarray, *, alphas_cumprod: torch.Tensor,
-                  steps: int = 1, seed: int = 0, batch_size: int = 100, prediction_type: str = "epsilon") -> np.ndarray:  # fmt: skip
+def predict_masks(
+    network: LatentSegmentationNetwork,
+    autoencoder,
+    images: np.ndarray,
+    *,
+    alphas_cumprod: torch.Tensor,
+    steps: int = 1,
+    seed: int = 0,
+    batch_size: int = 100,
+    prediction_type: str = "epsilon",
+) -> np.ndarray:
     """Foreground probabilities D(ẑ_0) of ``images``.
 
     The initial noise z_{T−1} of all N images is drawn at once from ``torch.Generator().manual_seed(seed)``,

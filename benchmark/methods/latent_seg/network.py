@@ -45,8 +45,14 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         groups = _groups(channels)
-        self.body = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-                                  nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features + self.body(features)
@@ -57,7 +63,9 @@ class LatentVisionEncoder(nn.Module):
 
     def __init__(self, latent_channels: int, channels: int, blocks: int):
         super().__init__()
-        self.layers = nn.Sequential(nn.Conv2d(latent_channels, channels, 3, padding=1), *(ResidualBlock(channels) for _ in range(blocks)))
+        self.layers = nn.Sequential(
+            nn.Conv2d(latent_channels, channels, 3, padding=1), *(ResidualBlock(channels) for _ in range(blocks))
+        )
 
     def forward(self, image_latents: torch.Tensor) -> torch.Tensor:
         return self.layers(image_latents)
@@ -81,7 +89,9 @@ class PixelEncoder(nn.Module):
         return self.quant_conv(self.encoder(pixels))
 
 
-def build_denoiser(in_channels: int, out_channels: int, widths: tuple[int, ...], layers_per_block: int, latent_size: int):
+def build_denoiser(
+    in_channels: int, out_channels: int, widths: tuple[int, ...], layers_per_block: int, latent_size: int
+):
     """A diffusers ``UNet2DModel``: ``(inputs (B, in, h, w), t (B,) int64).sample`` -> (B, out, h, w).
 
     Plain ResNet blocks at the outer levels, self-attention at the innermost level and in the mid
@@ -94,12 +104,16 @@ def build_denoiser(in_channels: int, out_channels: int, widths: tuple[int, ...],
     attention = [level == levels - 1 and levels > 1 for level in range(levels)]
     head = math.gcd(*widths, 8)
     return UNet2DModel(
-        sample_size=latent_size, in_channels=in_channels, out_channels=out_channels, block_out_channels=tuple(widths),
+        sample_size=latent_size,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        block_out_channels=tuple(widths),
         layers_per_block=layers_per_block,
         down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
-        attention_head_dim=head, norm_num_groups=_groups(math.gcd(*widths)),
-    )  # fmt: skip
+        attention_head_dim=head,
+        norm_num_groups=_groups(math.gcd(*widths)),
+    )
 
 
 class LatentSegmentationNetwork(nn.Module):
@@ -122,12 +136,25 @@ class LatentSegmentationNetwork(nn.Module):
         denoiser_layers_per_block: ResNet (+ attention) layers per UNet level.
     """
 
-    def __init__(self, *, encoder: Literal["dual", "single"], vae, latent_channels: int, latent_size: int,
-                 vision_input: Literal["latent", "pixels"] = "latent", vision_channels: int = 32, vision_blocks: int = 2,
-                 fused_channels: int = 4, denoiser_channels: tuple[int, ...] = (32, 64, 64), denoiser_layers_per_block: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        encoder: Literal["dual", "single"],
+        vae,
+        latent_channels: int,
+        latent_size: int,
+        vision_input: Literal["latent", "pixels"] = "latent",
+        vision_channels: int = 32,
+        vision_blocks: int = 2,
+        fused_channels: int = 4,
+        denoiser_channels: tuple[int, ...] = (32, 64, 64),
+        denoiser_layers_per_block: int = 1,
+    ):
         super().__init__()
         if encoder not in ("dual", "single") or vision_input not in ("latent", "pixels"):
-            raise ValueError(f"encoder must be 'dual' or 'single' and vision_input 'latent' or 'pixels', got {encoder!r}, {vision_input!r}")
+            raise ValueError(
+                f"encoder must be 'dual' or 'single' and vision_input 'latent' or 'pixels', got {encoder!r}, {vision_input!r}"
+            )
         self.encoder_mode, self.latent_channels = encoder, latent_channels
         #: inputs :meth:`encode_condition` needs: the frozen image latent z_a and/or the pixels.
         self.uses_image_latents = encoder == "dual"
@@ -140,11 +167,20 @@ class LatentSegmentationNetwork(nn.Module):
             vision_width = vision_channels
         fusion_inputs = (latent_channels if self.uses_image_latents else 0) + vision_width
         # ψ (eq. 13): 1×1 projections only, keeping spatial correspondence and no attention cost.
-        self.fusion = nn.Sequential(nn.Conv2d(fusion_inputs, fused_channels, 1), nn.SiLU(), nn.Conv2d(fused_channels, fused_channels, 1))
-        self.denoiser = build_denoiser(latent_channels + fused_channels, latent_channels, tuple(denoiser_channels),
-                                       denoiser_layers_per_block, latent_size)  # fmt: skip
+        self.fusion = nn.Sequential(
+            nn.Conv2d(fusion_inputs, fused_channels, 1), nn.SiLU(), nn.Conv2d(fused_channels, fused_channels, 1)
+        )
+        self.denoiser = build_denoiser(
+            latent_channels + fused_channels,
+            latent_channels,
+            tuple(denoiser_channels),
+            denoiser_layers_per_block,
+            latent_size,
+        )
 
-    def encode_condition(self, image_latents: torch.Tensor | None = None, pixels: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_condition(
+        self, image_latents: torch.Tensor | None = None, pixels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """f_fused (eq. 13), float (B, fused_channels, h, w).
 
         Args:
@@ -152,7 +188,10 @@ class LatentSegmentationNetwork(nn.Module):
                 when ``uses_image_latents``.
             pixels: the image, float (B, 3, H, W) in [-1, 1]; needed when ``uses_pixels``.
         """
-        for name, needed, value in (("image_latents", self.uses_image_latents, image_latents), ("pixels", self.uses_pixels, pixels)):
+        for name, needed, value in (
+            ("image_latents", self.uses_image_latents, image_latents),
+            ("pixels", self.uses_pixels, pixels),
+        ):
             if needed and value is None:
                 raise ValueError(f"the {self.encoder_mode}-encoder network needs {name}")
         vision = self.vision_encoder(pixels if self.uses_pixels else image_latents)

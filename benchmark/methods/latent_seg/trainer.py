@@ -29,7 +29,13 @@ from benchmark.data.augment import standard_augment
 from benchmark.data.prepared import SegmentationData
 from benchmark.generators.autoencoder import masks_to_pixels
 from benchmark.methods.latent_seg.config import LatentSegmenterConfig
-from benchmark.methods.latent_seg.diffusion import NoiseSchedule, add_noise, estimate_clean_latent, noise_from_output, segmentation_loss
+from benchmark.methods.latent_seg.diffusion import (
+    NoiseSchedule,
+    add_noise,
+    estimate_clean_latent,
+    noise_from_output,
+    segmentation_loss,
+)
 from benchmark.methods.latent_seg.inference import predict_masks
 from benchmark.methods.latent_seg.network import LatentSegmentationNetwork
 from benchmark.methods.supervised import epoch_order, images_to_tensor, mean_dice, steps_per_epoch
@@ -54,7 +60,9 @@ class TrainingBatches:
             images, masks = dihedral_variants(images), dihedral_variants(masks)
         self.pixels, self.masks = images_to_tensor(images), torch.from_numpy(masks.astype(np.float32))
         if augmentation != "standard":
-            self.image_latents = torch.from_numpy(autoencoder.encode_images(images)) if self.uses_image_latents else None
+            self.image_latents = (
+                torch.from_numpy(autoencoder.encode_images(images)) if self.uses_image_latents else None
+            )
             self.mask_latents = torch.from_numpy(autoencoder.encode_masks(masks))
 
     def draw(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor | None]:
@@ -62,14 +70,19 @@ class TrainingBatches:
         if self.augmentation == "dihedral":
             index = index + self.n * torch.randint(8, (len(index),), generator=generator)
         if self.augmentation != "standard":
-            return {"image_latents": self.image_latents[index] if self.uses_image_latents else None,
-                    "pixels": self.pixels[index] if self.uses_pixels else None,
-                    "mask_latents": self.mask_latents[index], "masks": self.masks[index]}  # fmt: skip
+            return {
+                "image_latents": self.image_latents[index] if self.uses_image_latents else None,
+                "pixels": self.pixels[index] if self.uses_pixels else None,
+                "mask_latents": self.mask_latents[index],
+                "masks": self.masks[index],
+            }
         pixels, masks = standard_augment(self.pixels[index], self.masks[index].unsqueeze(1), generator)
-        return {"image_latents": self._encode(pixels) if self.uses_image_latents else None,
-                "pixels": pixels if self.uses_pixels else None,
-                "mask_latents": self._encode(masks_to_pixels(masks[:, 0].round().to(torch.uint8).numpy())),
-                "masks": masks[:, 0]}  # fmt: skip
+        return {
+            "image_latents": self._encode(pixels) if self.uses_image_latents else None,
+            "pixels": pixels if self.uses_pixels else None,
+            "mask_latents": self._encode(masks_to_pixels(masks[:, 0].round().to(torch.uint8).numpy())),
+            "masks": masks[:, 0],
+        }
 
     @torch.no_grad()
     def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -85,7 +98,9 @@ def stratified_timesteps(count: int, num_train_timesteps: int, generator: torch.
     sqrt((1 − ᾱ_t)/ᾱ_t) (≈ 38 at t = T − 1), so a batch with a few more high-t samples than
     another has a much larger loss; one draw per stratum makes every batch cover all noise levels.
     """
-    strata = torch.randperm(count, generator=generator).double() + torch.rand(count, generator=generator, dtype=torch.float64)
+    strata = torch.randperm(count, generator=generator).double() + torch.rand(
+        count, generator=generator, dtype=torch.float64
+    )
     return (strata * num_train_timesteps / count).long().clamp_(max=num_train_timesteps - 1)
 
 
@@ -104,12 +119,23 @@ def dice_selection(timesteps: torch.Tensor, count: int | None, rule: str) -> tor
 def dihedral_variants(array: np.ndarray) -> np.ndarray:
     """(N, H, W, ...) -> (8N, H, W, ...): the 4 rotations by 90° of the array and of its mirror image."""
     mirrored = array[:, :, ::-1]
-    return np.ascontiguousarray(np.concatenate([np.rot90(a, k, axes=(1, 2)) for a in (array, mirrored) for k in range(4)]))
+    return np.ascontiguousarray(
+        np.concatenate([np.rot90(a, k, axes=(1, 2)) for a in (array, mirrored) for k in range(4)])
+    )
 
 
-def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, train: SegmentationData, val: SegmentationData,
-                           config: LatentSegmenterConfig, *, seed: int, checkpoint_dir: str | Path, progress: bool = True,
-                           description: str = "latent_seg") -> pd.DataFrame:  # fmt: skip
+def train_latent_segmenter(
+    network: LatentSegmentationNetwork,
+    autoencoder,
+    train: SegmentationData,
+    val: SegmentationData,
+    config: LatentSegmenterConfig,
+    *,
+    seed: int,
+    checkpoint_dir: str | Path,
+    progress: bool = True,
+    description: str = "latent_seg",
+) -> pd.DataFrame:
     """Train ``network`` in place with eq. 12 and load the state with the best validation Dice.
 
     Each epoch visits the training set in a seeded random order; per sample t ~ U{0..T−1}
@@ -140,7 +166,9 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
 
     accelerator = Accelerator()
     if accelerator.num_processes > 1:
-        raise RuntimeError(f"{description}: the latent segmenter trains in one process; run it without `accelerate launch`")
+        raise RuntimeError(
+            f"{description}: the latent segmenter trains in one process; run it without `accelerate launch`"
+        )
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_path = checkpoint_dir / "checkpoint.pt"
     device = accelerator.device
@@ -161,9 +189,21 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
-        history, best_score, best_state, start_epoch = state["history"], state["best_score"], state["best_state"], state["epoch"] + 1
+        history, best_score, best_state, start_epoch = (
+            state["history"],
+            state["best_score"],
+            state["best_state"],
+            state["epoch"] + 1,
+        )
 
-    bar = tqdm(range(start_epoch, config.epochs), desc=description, disable=not progress, unit="epoch", initial=start_epoch, total=config.epochs)
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        desc=description,
+        disable=not progress,
+        unit="epoch",
+        initial=start_epoch,
+        total=config.epochs,
+    )
     for epoch in bar:
         began = time.perf_counter()
         network.train()
@@ -176,16 +216,30 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
             noise = torch.randn(clean.shape, generator=generator)
             clean, noise, alpha = clean.to(device), noise.to(device), alphas[timesteps].to(device)
             noisy = add_noise(clean, noise, alpha)
-            condition = network.encode_condition(*(batch[k].to(device) if batch[k] is not None else None for k in ("image_latents", "pixels")))
-            noise_pred = noise_from_output(network(noisy, timesteps.to(device), condition), noisy, alpha, config.prediction_type)
+            condition = network.encode_condition(
+                *(batch[k].to(device) if batch[k] is not None else None for k in ("image_latents", "pixels"))
+            )
+            noise_pred = noise_from_output(
+                network(noisy, timesteps.to(device), condition), noisy, alpha, config.prediction_type
+            )
             clean_pred = estimate_clean_latent(noisy, noise_pred, alpha)
             chosen = dice_selection(timesteps, config.dice_samples, config.dice_timesteps)
             decoded = autoencoder.decode_masks_tensor(clean_pred[chosen.to(device)]) if config.lambda_dice > 0 else None
-            loss, parts = segmentation_loss(noise, noise_pred, clean, clean_pred, decoded, batch["masks"][chosen],
-                                            lambda_latent=config.lambda_latent, lambda_dice=config.lambda_dice)  # fmt: skip
+            loss, parts = segmentation_loss(
+                noise,
+                noise_pred,
+                clean,
+                clean_pred,
+                decoded,
+                batch["masks"][chosen],
+                lambda_latent=config.lambda_latent,
+                lambda_dice=config.lambda_dice,
+            )
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{description}: loss became {loss.item()} at epoch {epoch}; lower learning_rate "
-                                         f"({config.learning_rate}) or lambda_latent ({config.lambda_latent})")  # fmt: skip
+                raise FloatingPointError(
+                    f"{description}: loss became {loss.item()} at epoch {epoch}; lower learning_rate "
+                    f"({config.learning_rate}) or lambda_latent ({config.lambda_latent})"
+                )
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if config.max_grad_norm > 0:
@@ -194,19 +248,38 @@ def train_latent_segmenter(network: LatentSegmentationNetwork, autoencoder, trai
             scheduler.step()
             terms.append({"train_loss": loss.item(), **parts})
         # Checkpoint selection on validation only, with the inference the quality gate uses.
-        probabilities = predict_masks(network, autoencoder, val.images, alphas_cumprod=alphas, steps=1, seed=config.inference_seed,
-                                      batch_size=config.predict_batch_size, prediction_type=config.prediction_type)  # fmt: skip
+        probabilities = predict_masks(
+            network,
+            autoencoder,
+            val.images,
+            alphas_cumprod=alphas,
+            steps=1,
+            seed=config.inference_seed,
+            batch_size=config.predict_batch_size,
+            prediction_type=config.prediction_type,
+        )
         score = mean_dice(probabilities, val.masks)
         improved = score > best_score
         if improved:
             best_score = score
             best_state = {key: value.detach().cpu().clone() for key, value in network.state_dict().items()}
         means = pd.DataFrame(terms).mean().to_dict()
-        history.append({"epoch": epoch, **means, "val_dice": score, "best": improved, "seconds": time.perf_counter() - began})
+        history.append(
+            {"epoch": epoch, **means, "val_dice": score, "best": improved, "seconds": time.perf_counter() - began}
+        )
         bar.set_postfix(loss=f"{means['train_loss']:.3f}", val_dice=f"{score:.3f}", best=f"{best_score:.3f}")
-        state = {"epoch": epoch, "network": network.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "generator": generator.get_state(), "best_score": best_score, "best_state": best_state, "history": history,
-                 "config": to_mapping(config), "seed": seed}  # fmt: skip
+        state = {
+            "epoch": epoch,
+            "network": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "best_score": best_score,
+            "best_state": best_state,
+            "history": history,
+            "config": to_mapping(config),
+            "seed": seed,
+        }
         with atomic_path(checkpoint_path, suffix=".pt") as tmp:
             torch.save(state, tmp)
     if best_state is not None:

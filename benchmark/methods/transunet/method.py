@@ -32,9 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.config import check_epoch_size
 from benchmark.data.prepared import SegmentationData
 from benchmark.methods.base import SegmentationMethod
-from benchmark.config import check_epoch_size
 from benchmark.methods.supervised import Schedule, predict_probabilities, train_supervised
 
 
@@ -83,29 +83,45 @@ class TransUNetConfig:
     def __post_init__(self):
         check_epoch_size(self.epoch_size)
         if self.image_size < 16 or self.image_size % 16:
-            raise ValueError(f"image_size must be a positive multiple of 16 (the encoder downsamples 16x), got {self.image_size}")
+            raise ValueError(
+                f"image_size must be a positive multiple of 16 (the encoder downsamples 16x), got {self.image_size}"
+            )
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
         for key, length in (("stage_widths", 3), ("stage_blocks", 3), ("decoder_channels", 4)):
             if len(getattr(self, key)) != length:
                 raise ValueError(f"{key} needs {length} entries, got {getattr(self, key)}")
-        positive = {"stem_width": (self.stem_width,), "stage_widths": self.stage_widths, "stage_blocks": self.stage_blocks,
-                    "num_layers": (self.num_layers,), "mlp_dim": (self.mlp_dim,), "head_channels": (self.head_channels,),
-                    "decoder_channels": self.decoder_channels, "epochs": (self.epochs,), "batch_size": (self.batch_size,)}
+        positive = {
+            "stem_width": (self.stem_width,),
+            "stage_widths": self.stage_widths,
+            "stage_blocks": self.stage_blocks,
+            "num_layers": (self.num_layers,),
+            "mlp_dim": (self.mlp_dim,),
+            "head_channels": (self.head_channels,),
+            "decoder_channels": self.decoder_channels,
+            "epochs": (self.epochs,),
+            "batch_size": (self.batch_size,),
+        }
         for key, values in positive.items():
             if min(values) < 1:
                 raise ValueError(f"{key} must be >= 1, got {values}")
         if not (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1):
-            raise ValueError(f"dropout and attention_dropout must be in [0, 1), got {self.dropout}, {self.attention_dropout}")
+            raise ValueError(
+                f"dropout and attention_dropout must be in [0, 1), got {self.dropout}, {self.attention_dropout}"
+            )
         if self.learning_rate <= 0 or not 0 <= self.momentum < 1 or self.poly_power <= 0:
-            raise ValueError(f"need learning_rate > 0, momentum in [0, 1), poly_power > 0; got {self.learning_rate}, {self.momentum}, {self.poly_power}")
+            raise ValueError(
+                f"need learning_rate > 0, momentum in [0, 1), poly_power > 0; got {self.learning_rate}, {self.momentum}, {self.poly_power}"
+            )
 
 
 def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """0.5 * BCE + 0.5 * (1 - foreground soft Dice over the batch); logits, target (B, 1, H, W)."""
     cross_entropy = F.binary_cross_entropy_with_logits(logits, target)
     probability = torch.sigmoid(logits)
-    soft_dice = (2 * (probability * target).sum() + 1e-5) / ((probability * probability).sum() + (target * target).sum() + 1e-5)
+    soft_dice = (2 * (probability * target).sum() + 1e-5) / (
+        (probability * probability).sum() + (target * target).sum() + 1e-5
+    )
     return 0.5 * cross_entropy + 0.5 * (1 - soft_dice)
 
 
@@ -113,7 +129,9 @@ def sgd_poly(momentum: float, power: float):
     """``make_optimizer`` for :func:`train_supervised`: SGD and lr * (1 - step/total)^power."""
 
     def make(network: torch.nn.Module, schedule: Schedule, total_steps: int):
-        optimizer = torch.optim.SGD(network.parameters(), lr=schedule.learning_rate, momentum=momentum, weight_decay=schedule.weight_decay)
+        optimizer = torch.optim.SGD(
+            network.parameters(), lr=schedule.learning_rate, momentum=momentum, weight_decay=schedule.weight_decay
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total_steps) ** power)
         return optimizer, scheduler
 
@@ -130,8 +148,18 @@ class TransUNet(SegmentationMethod):
     @classmethod
     def smoke_config(cls) -> TransUNetConfig:
         return TransUNetConfig(
-            image_size=32, stem_width=8, stage_widths=(8, 8, 16), stage_blocks=(1, 1, 1), hidden_size=32, num_layers=1, num_heads=2,
-            mlp_dim=64, head_channels=32, decoder_channels=(16, 16, 8, 8), epochs=3, batch_size=8,
+            image_size=32,
+            stem_width=8,
+            stage_widths=(8, 8, 16),
+            stage_blocks=(1, 1, 1),
+            hidden_size=32,
+            num_layers=1,
+            num_heads=2,
+            mlp_dim=64,
+            head_channels=32,
+            decoder_channels=(16, 16, 8, 8),
+            epochs=3,
+            batch_size=8,
         )
 
     def __init__(self, config: TransUNetConfig | None = None):
@@ -143,7 +171,9 @@ class TransUNet(SegmentationMethod):
 
         return TransUNetNetwork(self.config)
 
-    def fit(self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True) -> None:
+    def fit(
+        self, train: SegmentationData, val: SegmentationData, *, seed: int, out_dir: Path, progress: bool = True
+    ) -> None:
         config = self.config
         side = train.images.shape[1:3]
         if side != (config.image_size, config.image_size):
@@ -151,16 +181,30 @@ class TransUNet(SegmentationMethod):
                 f"train.{self.name}.image_size is {config.image_size} but the training images are {side[0]}x{side[1]}; "
                 f"set train.{self.name}.image_size: {side[0]} in params.yaml (it must equal prepare.image_size)"
             )
-        schedule = Schedule(config.epochs, config.batch_size, config.learning_rate, config.weight_decay, config.augmentation,
-                            config.epoch_size)
+        schedule = Schedule(
+            config.epochs,
+            config.batch_size,
+            config.learning_rate,
+            config.weight_decay,
+            config.augmentation,
+            config.epoch_size,
+        )
         with torch.random.fork_rng():
             # initialisation and dropout masks draw from torch's global RNG; augmentation and
             # shuffling use the trainer's own generator
             torch.manual_seed(seed)
             self.network = self._build()
             train_supervised(
-                self.network, train, val, schedule, seed=seed, checkpoint_dir=Path(out_dir), progress=progress,
-                description=f"{self.name} seed {seed}", loss_fn=ce_dice_loss, make_optimizer=sgd_poly(config.momentum, config.poly_power),
+                self.network,
+                train,
+                val,
+                schedule,
+                seed=seed,
+                checkpoint_dir=Path(out_dir),
+                progress=progress,
+                description=f"{self.name} seed {seed}",
+                loss_fn=ce_dice_loss,
+                make_optimizer=sgd_poly(config.momentum, config.poly_power),
             )
 
     def predict(self, images: np.ndarray) -> np.ndarray:

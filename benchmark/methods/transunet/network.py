@@ -40,7 +40,9 @@ def bottleneck_stage(in_channels: int, width: int, blocks: int, stride: int) -> 
     from torchvision.models.resnet import Bottleneck
 
     out_channels = width * Bottleneck.expansion
-    downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+    downsample = nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+    )
     layers = [Bottleneck(in_channels, width, stride=stride, downsample=downsample)]
     layers += [Bottleneck(out_channels, width) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
@@ -51,11 +53,16 @@ class HybridResNet(nn.Module):
 
     def __init__(self, stem_width: int, stage_widths: tuple[int, ...], stage_blocks: tuple[int, ...]):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, stem_width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem_width, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(stem_width),
+            nn.ReLU(inplace=True),
+        )
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = [stem_width] + [4 * width for width in stage_widths]
         self.stages = nn.ModuleList(
-            bottleneck_stage(channels[index], stage_widths[index], stage_blocks[index], stride=1 if index == 0 else 2) for index in range(3)
+            bottleneck_stage(channels[index], stage_widths[index], stage_blocks[index], stride=1 if index == 0 else 2)
+            for index in range(3)
         )
         #: channels of the skips at 1/8, 1/4, 1/2 (deepest first) and of the output at 1/16.
         self.skip_channels = (channels[2], channels[1], channels[0])
@@ -71,7 +78,17 @@ class HybridResNet(nn.Module):
 class TransformerEncoder(nn.Module):
     """(B, C, h, w) CNN features -> (B, hidden, h, w) after ViT layers on the h*w tokens."""
 
-    def __init__(self, in_channels: int, grid: int, hidden: int, layers: int, heads: int, mlp_dim: int, dropout: float, attention_dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        grid: int,
+        hidden: int,
+        layers: int,
+        heads: int,
+        mlp_dim: int,
+        dropout: float,
+        attention_dropout: float,
+    ):
         super().__init__()
         from timm.models.vision_transformer import Block
 
@@ -82,7 +99,15 @@ class TransformerEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.Sequential(
             *(
-                Block(hidden, heads, mlp_ratio=mlp_dim / hidden, qkv_bias=True, proj_drop=dropout, attn_drop=attention_dropout, norm_layer=nn.LayerNorm)
+                Block(
+                    hidden,
+                    heads,
+                    mlp_ratio=mlp_dim / hidden,
+                    qkv_bias=True,
+                    proj_drop=dropout,
+                    attn_drop=attention_dropout,
+                    norm_layer=nn.LayerNorm,
+                )
                 for _ in range(layers)
             )
         )
@@ -111,12 +136,16 @@ def conv3x3_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 class CascadedUpsampler(nn.Module):
     """CUP: (B, hidden, H/16, W/16) + skips (1/8, 1/4, 1/2) -> (B, decoder_channels[-1], H, W)."""
 
-    def __init__(self, hidden: int, head_channels: int, decoder_channels: tuple[int, ...], skip_channels: tuple[int, ...]):
+    def __init__(
+        self, hidden: int, head_channels: int, decoder_channels: tuple[int, ...], skip_channels: tuple[int, ...]
+    ):
         super().__init__()
         self.entry = conv3x3_relu(hidden, head_channels)
         inputs = (head_channels,) + tuple(decoder_channels[:-1])
         skips = tuple(skip_channels) + (0,) * (len(decoder_channels) - len(skip_channels))
-        self.blocks = nn.ModuleList(conv3x3_relu(inputs[i] + skips[i], decoder_channels[i]) for i in range(len(decoder_channels)))
+        self.blocks = nn.ModuleList(
+            conv3x3_relu(inputs[i] + skips[i], decoder_channels[i]) for i in range(len(decoder_channels))
+        )
 
     def forward(self, hidden: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         x = self.entry(hidden)
@@ -144,7 +173,9 @@ class TransUNetNetwork(nn.Module):
             config.dropout,
             config.attention_dropout,
         )
-        self.decoder = CascadedUpsampler(config.hidden_size, config.head_channels, config.decoder_channels, self.cnn.skip_channels)
+        self.decoder = CascadedUpsampler(
+            config.hidden_size, config.head_channels, config.decoder_channels, self.cnn.skip_channels
+        )
         self.head = nn.Conv2d(config.decoder_channels[-1], 1, 3, padding=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
