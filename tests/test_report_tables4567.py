@@ -376,3 +376,24 @@ def test_table6_verdict():
 
 def test_as_percent():
     assert tables.as_percent(0.25) == 25.0
+
+
+def test_table5_contrast_without_samples_says_why_instead_of_an_empty_table():
+    not_computed = {"polyp": {**_quality_summary(), "computed": False}}
+    table = tables.quality_contrast_table(not_computed)
+    assert len(table) == 1 and table.loc[0, "dataset"] == "polyp"
+    assert table.loc[0, "reading"].startswith("not tested: quality was not computed")
+    missing = _quality_summary()
+    missing["sets"] = {"accepted": {}, "rejected": missing["sets"]["rejected"]}
+    table = tables.quality_contrast_table({"fundus": missing, "other": _quality_summary()})
+    assert table[table["dataset"] == "fundus"]["reading"].tolist() == [
+        "not tested: FID / KID / LPIPS missing for the accepted or the rejected set (too few samples)"
+    ]
+    assert (table["dataset"] == "other").sum() == 3 and "nan" not in table.to_string().lower()
+
+
+def test_table5_contrast_html_is_a_sentence_when_nothing_was_tested():
+    page = tables.quality_contrast_html({"polyp": {**_quality_summary(), "computed": False}})
+    assert page.startswith("<p>") and "<table" not in page and "polyp: not tested" in page
+    page = tables.quality_contrast_html({"fundus": _quality_summary()})
+    assert "<table" in page and "wrong way" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -1136,12 +1137,41 @@ def quality_contrast_table(summaries: dict[str, dict]) -> pd.DataFrame:
                 "metric (lower is better)": label,
                 "accepted − rejected": f"{scale * row['delta']:+.3f}",
                 "95 % CI": f"[{scale * row['ci_low']:+.3f}, {scale * row['ci_high']:+.3f}]",
-                "p (two-sided)": f"{row['p']:.2g}",
+                "p (two-sided)": "–" if _missing(row["p"]) else f"{row['p']:.2g}",
                 "n per set": f"{int(row['n'])}" + (" (few samples)" if row["n"] < FEW_SAMPLES else ""),
                 "reading": words,
             }
         )
+    tested = set(frame["dataset"])
+    for dataset, summary in summaries.items():  # a dataset without a contrast says why, instead of an empty table
+        if dataset not in tested:
+            why = (
+                "not tested: quality was not computed (no accepted or no rejected generations)"
+                if not summary.get("computed", True)
+                else "not tested: FID / KID / LPIPS missing for the accepted or the rejected set (too few samples)"
+            )
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "metric (lower is better)": "–",
+                    "accepted − rejected": "–",
+                    "95 % CI": "–",
+                    "p (two-sided)": "–",
+                    "n per set": "–",
+                    "reading": why,
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def quality_contrast_html(summaries: dict[str, dict]) -> str:
+    """What Table 5 shows for the contrast: :func:`quality_contrast_table` as HTML, or, when no dataset
+    has a tested contrast, one sentence per dataset saying why (no table without numbers)."""
+    table = quality_contrast_table(summaries)
+    if table.empty or table["reading"].str.startswith("not tested").all():
+        reasons = "; ".join(f"{row['dataset']}: {row['reading']}" for _, row in table.iterrows())
+        return f"<p>{html.escape(reasons or 'not tested: no quality summary')}.</p>"
+    return table.to_html(index=False)
 
 
 def strata_table(summaries: dict[str, dict]) -> pd.DataFrame:
