@@ -64,3 +64,13 @@ def test_dvc_stage_names_follow_registry_keys():
     for dataset in params["prepare"]["datasets"]:
         assert f"prepare@{dataset}" in listing
         assert f"train@{dataset}" in listing  # trains and evaluates every run of the dataset
+
+
+def test_prepare_depends_on_every_registered_loader_file():
+    """A change to any dataset loader re-prepares (each loader file is a dep of prepare@<dataset>)."""
+    import inspect
+
+    deps = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["do"]["deps"])
+    for name, spec in DATASETS.items():
+        path = Path(inspect.getfile(spec.loader)).resolve().relative_to(ROOT).as_posix()
+        assert path in deps, f"dvc.yaml: prepare's deps lack {path}, the loader of {name!r}; add it"
