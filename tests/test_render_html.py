@@ -52,3 +52,34 @@ def test_committed_reports_are_offline_and_titled(path):
     )
     title = re.search(r"<title>(.*?)</title>", page, re.S).group(1).strip()
     assert title and title != "Notebook", path.name
+
+
+def test_a_study_switched_off_renders_a_titled_not_run_page(tmp_path):
+    import yaml
+
+    from benchmark.reporting.render import not_run_reason, render_not_run
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert not_run_reason("table7_volume", ROOT / "params.yaml") is None  # the default runs the studies
+    params["ablation"]["datasets"] = []
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    reason = not_run_reason("table6_ablation", tmp_path / "params.yaml")
+    assert (
+        reason.startswith("ablation.datasets is empty")
+        and not_run_reason("table2_segmentation", tmp_path / "params.yaml") is None
+    )
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    written = render_not_run("table6_ablation", reason, notebooks_dir=ROOT / "notebooks", reports_dir=reports)
+    assert [path.name for path in written] == ["table6_ablation.ipynb", "table6_ablation.html"]
+    page = (reports / "table6_ablation.html").read_text(encoding="utf-8")
+    assert (
+        "<title>Table 6 — ablations of DiffAug</title>" in page
+        and "Not run" in page
+        and "ablation.datasets is empty" in page
+    )
+    assert nbformat.read(reports / "table6_ablation.ipynb", as_version=4).cells[0].cell_type == "markdown"
+    assert sorted(path.name for path in reports.iterdir()) == [
+        "table6_ablation.html",
+        "table6_ablation.ipynb",
+    ]  # no temp left

@@ -90,3 +90,47 @@ def render_notebook(
             tmp.write_text(body, encoding="utf-8")
         written.append(reports_dir / f"{name}.html")
     return written
+
+
+#: notebooks that show a study of ``ablation.datasets`` (what they need, in words)
+STUDY_NOTEBOOKS = {"table6_ablation": "Table 6's ablation runs", "table7_volume": "Table 7's volume runs"}
+
+
+def not_run_reason(name: str, params_path: str | Path = "params.yaml") -> str | None:
+    """Why report ``name`` cannot show anything with these params (its study is switched off), or None."""
+    if name not in STUDY_NOTEBOOKS:
+        return None
+    from benchmark.config import load_section
+
+    if load_section("ablation", params_path).datasets:
+        return None
+    return (
+        f"ablation.datasets is empty in {params_path}, so {STUDY_NOTEBOOKS[name]} were not trained; "
+        "list a dataset there to run them (params_paper.yaml: cvc_clinicdb)"
+    )
+
+
+def render_not_run(
+    name: str,
+    reason: str,
+    *,
+    notebooks_dir: Path = Path("notebooks"),
+    reports_dir: Path = Path("reports"),
+    html: bool = True,
+) -> list[Path]:
+    """Write ``reports/<name>.ipynb`` (+ ``.html``) saying the report was not run and why, titled like the
+    notebook; the report stage calls it instead of executing a notebook whose study is switched off."""
+    import nbformat
+
+    source = nbformat.read(notebooks_dir / f"{name}.ipynb", as_version=4)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {title_of(source)}\n\n**Not run**: {reason}.")]
+    written = []
+    with atomic_path(reports_dir / f"{name}.ipynb", suffix=".ipynb") as tmp:
+        nbformat.write(notebook, str(tmp))
+    written.append(reports_dir / f"{name}.ipynb")
+    if html:
+        with atomic_path(reports_dir / f"{name}.html", suffix=".html") as tmp:
+            tmp.write_text(to_html(notebook), encoding="utf-8")
+        written.append(reports_dir / f"{name}.html")
+    return written

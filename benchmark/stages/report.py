@@ -14,7 +14,7 @@ def main() -> None:
     cli.add_argument("--only", action="append", help="render only this notebook (repeatable)")
     args = cli.parse_args()
     from benchmark.config import load_section
-    from benchmark.reporting.render import render_notebook
+    from benchmark.reporting.render import not_run_reason, render_not_run, render_notebook
 
     params = load_section("report", args.params)
     from benchmark.reporting.inputs import require_inputs
@@ -27,7 +27,11 @@ def main() -> None:
         print("plots: " + ", ".join(map(str, write_study_plots("reports/plots", args.params))))
     from benchmark.utils.pool import WorkerPool
 
-    names = args.only or params.notebooks
+    names = list(args.only or params.notebooks)
+    for name in [name for name in names if not_run_reason(name, args.params)]:  # a study switched off: say so
+        reason = not_run_reason(name, args.params)
+        print(f"{name}: not run ({reason}): " + ", ".join(map(str, render_not_run(name, reason, html=params.html))))
+        names.remove(name)
     # each notebook executes in its own kernel: render as many at a time as train.threads allows
     workers = max(1, min(len(names), load_section("train", args.params).threads))
     with WorkerPool(workers, 1) as pool:
