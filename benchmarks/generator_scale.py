@@ -145,6 +145,7 @@ def collect(folder: Path, dataset: str) -> dict:
         "kid_std": accepted.get("kid_std"),
         "fid_features": quality.get("fid_kid_features"),
         "unet_diffaug_validation_dice": _mean_validation_dice(inference),
+        "unet_diffaug_validation_dice_std": _std_validation_dice(inference),
         "unet_diffaug_test_dice": metrics["mean"]["dice"],
         "unet_diffaug_test_dice_std": metrics["std"]["dice"],
         "folder": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder),
@@ -154,6 +155,14 @@ def collect(folder: Path, dataset: str) -> dict:
 def _mean_validation_dice(inference: dict) -> float | None:
     values = [entry.get("validation_dice") for entry in inference.get("selection", {}).values()]
     return float(sum(values) / len(values)) if values and None not in values else None
+
+
+def _std_validation_dice(inference: dict) -> float | None:
+    """Sample std over seeds of the selected checkpoints' validation Dice (the spread the study's verdict uses)."""
+    import numpy as np
+
+    values = [entry.get("validation_dice") for entry in inference.get("selection", {}).values()]
+    return float(np.std(values, ddof=1)) if len(values) >= 2 and None not in values else None
 
 
 def reference(results: Path, dataset: str, run: str) -> dict | None:

@@ -360,7 +360,7 @@ def test_ablation_params_are_checked(tmp_path):
         check_params(str(path))
 
 
-def _scale_result(val_dice, test_dice, std=0.01):
+def _scale_result(val_dice, test_dice, std=0.01, val_std=0.01):
     variants = [
         {
             "variant": f"steps_{n}",
@@ -374,6 +374,7 @@ def _scale_result(val_dice, test_dice, std=0.01):
             "kid_std": 0.001,
             "text_checks": {"size": {"share_follow": 0.6, "ci_low": 0.5, "ci_high": 0.7, "real_proxy_auc": 0.8}},
             "unet_diffaug_validation_dice": v,
+            "unet_diffaug_validation_dice_std": val_std,
             "unet_diffaug_test_dice": t,
             "unet_diffaug_test_dice_std": std,
         }
@@ -399,6 +400,15 @@ def test_generator_scale_verdict_chooses_on_validation_and_reads_the_curve():
     rising = studies.generator_scale_verdict(_scale_result([0.60, 0.61, 0.65], [0.58, 0.59, 0.61]))
     assert "moved by +4.0 points" in rising and "still rising" in rising and "above it: steps_6400" in rising
     assert studies.generator_scale_verdict({"variants": []}) == ""
+    # the seed spread that decides "still rising" is validation's: a huge test spread changes nothing
+    assert "still rising" in studies.generator_scale_verdict(
+        _scale_result([0.60, 0.61, 0.65], [0.58, 0.59, 0.61], std=0.5)
+    )
+    assert "no rise" in studies.generator_scale_verdict(
+        _scale_result([0.60, 0.61, 0.65], [0.58, 0.59, 0.61], val_std=0.1)
+    )
+    unjudged = studies.generator_scale_verdict(_scale_result([0.60, 0.61, 0.65], [0.58, 0.59, 0.61], val_std=None))
+    assert "moved by +4.0 points" in unjudged and "not judged" in unjudged and "still rising" not in unjudged
     table = studies.generator_scale_table(result)
     assert list(table["training data"])[-2:] == ["U-Net, real data only", "U-Net + oracle data 1×"]
     assert list(table["validation Dice (%)"])[:3] == ["60.0", "65.0", "62.0"]
