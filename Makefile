@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro lint test test-all reports verify browser clean-results
+.PHONY: env repro kvasir lint test test-all reports verify browser clean-results gpu-check
 
 env: $(STAMP)
 
@@ -30,6 +30,12 @@ $(STAMP): pyproject.toml
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# The real-data profile (README, "Real-data profile: Kvasir-SEG"): params_kvasir.yaml in its own workspace
+# profiles/kvasir/; needs data/raw/Kvasir-SEG (and data/raw/sessile-main-Kvasir-SEG for the flat stratum).
+kvasir: $(STAMP)
+	@test -d data/raw/Kvasir-SEG || (echo "data/raw/Kvasir-SEG is missing: put (or link) the publisher's Kvasir-SEG folder there, e.g. ln -s /datasets/Kvasir-SEG data/raw/Kvasir-SEG" >&2; exit 1)
+	$(BIN)/dvc repro profiles/kvasir/dvc.yaml
 
 # Lint and format check (ruff, configured in pyproject.toml), then the tests.
 lint: $(STAMP)
@@ -62,6 +68,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
 	@chromium --version 2>/dev/null || chromium-browser --version
+
+# GPU readiness in one command (under 10 minutes on one CUDA GPU; README, "GPU readiness check"): a shortened
+# paper-scale pipeline in a scratch workspace, timed -> results/benchmarks/gpu_<gpu name>.json (Table 4's report).
+# Options pass through, e.g. the CPU fallback: make gpu-check GPU_CHECK_ARGS="--device cpu --tiny"
+gpu-check: $(STAMP)
+	benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean-results:
 	rm -rf data/procedural data/prepared models results

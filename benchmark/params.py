@@ -8,11 +8,13 @@ a whole params file (the smoke test does this for the committed one).
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
 from benchmark.config import ParamsError, from_mapping, load_section, read_yaml
+from benchmark.data.folder import FolderOptions
 from benchmark.data.procedural.fundus import SynthFundusConfig
 from benchmark.data.procedural.polyp import SynthPolypConfig
 from benchmark.generators.configs import AutoencoderConfig, LatentGeneratorConfig, SDXLInpaintingConfig
@@ -47,14 +49,19 @@ class PrepareParams:
     """``prepare``: which datasets run, and how they become training arrays.
 
     Attributes:
-        datasets: dataset name (a key of ``benchmark.data.DATASETS``) -> folder holding it as
-            published. Every listed dataset runs through every later stage.
+        datasets: dataset name (a key of ``benchmark.data.DATASETS``, or of ``folders``) -> folder
+            holding it as published. Every listed dataset runs through every later stage.
+        folders: datasets of your own read by the folder loader (``images/`` + ``masks/``, see
+            :mod:`benchmark.data.folder`): name (also a key of ``datasets``) -> options
+            (``modality``; optional ``test_fraction``, ``mask_threshold``).
         image_size: side of the square training images (64 on CPU; 256 at paper scale).
         val_fraction: share of the training pool carved out for checkpoint selection.
         split_seed: seed of the train/val/test draw (ids are sorted first).
         fundus_target: "cup" (optic cup only, as SDSeg) or "disc" (whole disc).
         fundus_crop_scale: side of the disc-centred crop, in disc heights.
         min_lesion_fraction: components smaller than this share of the image are not lesions.
+        workers: processes reading and resizing images (1: in the stage's process). The prepared
+            files do not depend on it, so dvc.yaml does not list it.
     """
 
     datasets: dict[str, str] = dataclasses.field(
@@ -63,21 +70,42 @@ class PrepareParams:
             "synth_fundus": "data/procedural/synth_fundus",
         }
     )
+    folders: dict[str, FolderOptions] = dataclasses.field(default_factory=dict)
     image_size: int = 64
     val_fraction: float = 0.15
     split_seed: int = 0
     fundus_target: Literal["cup", "disc"] = "cup"
     fundus_crop_scale: float = 2.0
     min_lesion_fraction: float = 0.0005
+    workers: int = 2
 
     def __post_init__(self):
         from benchmark.data import DATASETS
 
         for name in self.datasets:
-            if name not in DATASETS:
-                raise ValueError(f"datasets lists unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+            if name not in DATASETS and name not in self.folders:
+                raise ValueError(
+                    f"datasets lists unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}. For a dataset of "
+                    f"your own in images/ + masks/, add it under prepare.folders ({name}: {{modality: polyp}}), or "
+                    "use one of the registered names"
+                )
+        for name in self.folders:
+            if name not in self.datasets:
+                raise ValueError(
+                    f"folders lists {name!r}, which datasets does not; add '{name}: <its folder>' under "
+                    "prepare.datasets, or remove it from prepare.folders"
+                )
+            if name in DATASETS:
+                raise ValueError(f"folders lists {name!r}, a registered dataset name; give your dataset another name")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise ValueError(
+                    f"folders lists {name!r}; a dataset name becomes a stage and folder name (prepare@{name}): "
+                    "use letters, digits, '_' and '-' only"
+                )
         if not self.datasets:
             raise ValueError("datasets is empty; list at least one dataset")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1 (1 runs in the stage's process), got {self.workers}")
         if self.image_size < 16 or self.image_size % 16:
             raise ValueError(f"image_size must be a multiple of 16 and >= 16, got {self.image_size}")
         if not 0 < self.val_fraction < 1:
@@ -164,6 +192,41 @@ class EvaluateParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class CrossParams:
+    """``cross``: cross-dataset generalisation, beyond the paper (stage ``cross@<dataset>``).
+
+    The models trained on dataset A are scored on the test split of every other dataset B of the
+    same modality (``modality`` of ``data/prepared/<name>/manifest.json``); they never see B in training.
+    See :mod:`benchmark.reporting.cross`.
+
+    Attributes:
+        runs: runs scored out of domain, each trained by ``train@A`` (``train.methods``, or ``ablation.runs``
+            on ``ablation.datasets``; a run A does not train is skipped there). Each run with synthetic data
+            (``unet+diffaug``, DiffAug's ``diffaug``) is compared with the same method's real-only run
+            (``unet``, ``diffaug+real``) where both are listed.
+        datasets: the datasets taking part, as training and as test sets (keys of ``prepare.datasets``);
+            empty = all of ``prepare.datasets``.
+    """
+
+    runs: tuple[str, ...] = ("unet", "unet+diffaug")
+    datasets: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        from benchmark.methods.runs import parse_run
+
+        if not self.runs:
+            raise ValueError("runs is empty; list at least one run, e.g. [unet, unet+diffaug]")
+        for run in self.runs:
+            try:
+                parse_run(run)
+            except KeyError as error:
+                raise ValueError(f"runs lists {run!r}: {error.args[0]}") from None
+        for name, values in (("runs", self.runs), ("datasets", self.datasets)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} lists {sorted(v for v in values if values.count(v) > 1)} twice")
+
+
+@dataclasses.dataclass(frozen=True)
 class ReportParams:
     """``report``: notebooks rendered by papermill into ``reports/``.
 
@@ -182,6 +245,7 @@ class ReportParams:
         "table6_ablation",
         "table7_volume",
         "generator",
+        "cross_dataset",
     )
     html: bool = True
     timeout_s: int = 600
@@ -302,6 +366,10 @@ class SynthesizeParams:
         batch_size: samples per generator call.
         workers: processes generating and validating batches in parallel (``train.threads //
             workers`` threads each); the accepted set does not depend on it.
+        min_validator_pass_rate: measured before generating: the share of real validation lesion
+            images whose validator IoU exceeds θ (``results/<dataset>/validator/metrics.json``) is
+            the ceiling of any acceptance rate; below this share the stage stops at once and says
+            how to strengthen the validator, instead of spending the whole job budget (0: never stop).
     """
 
     seed: int = 0
@@ -313,8 +381,11 @@ class SynthesizeParams:
     top_up_rounds: int = 5
     batch_size: int = 32
     workers: int = 1
+    min_validator_pass_rate: float = 0.1
 
     def __post_init__(self):
+        if not 0 <= self.min_validator_pass_rate <= 1:
+            raise ValueError(f"min_validator_pass_rate must be in [0, 1], got {self.min_validator_pass_rate}")
         if not 0 <= self.theta < 1:
             raise ValueError(f"theta must be in [0, 1), got {self.theta}")
         if not self.volumes or min(self.volumes) <= 0:
@@ -459,6 +530,7 @@ SECTIONS: dict[str, Callable[[Any, str], Any]] = {
     "quality": _simple(QualityParams, "quality"),
     "ablation": _simple(AblationParams, "ablation"),
     "evaluate": _simple(EvaluateParams, "evaluate"),
+    "cross": _simple(CrossParams, "cross"),
     "report": _simple(ReportParams, "report"),
 }
 
@@ -507,6 +579,20 @@ def check_consistency(sections: dict[str, Any], source: str = "params.yaml") -> 
             f"{source}: controls.oracle_seed {controls.oracle_seed} equals procedural.seed or procedural.test_seed; "
             "oracle data must come from a world of its own: pick another seed"
         )
+    cross = sections.get("cross")
+    if cross is not None:
+        outside = [name for name in cross.datasets if name not in prepare.datasets]
+        if outside:
+            raise ParamsError(
+                f"{source}: cross.datasets lists {outside}, not in prepare.datasets ({', '.join(prepare.datasets)}); "
+                "add them there or remove them from cross.datasets (empty: every prepared dataset)"
+            )
+        untrained = [run for run in cross.runs if run not in train.methods and run not in ablation.runs]
+        if untrained:
+            raise ParamsError(
+                f"{source}: cross.runs lists {untrained}, which no dataset trains; add them to train.methods "
+                "(or ablation.runs) or remove them from cross.runs"
+            )
 
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def check_procedural(params_path: Path, lock_path: Path, scratch: Path) -> dict[
     command = [sys.executable, "-m", "benchmark.stages.procedural", "--params", str(scratch_params), "--no-progress"]
     subprocess.run(command, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
     outputs = lock_outputs(lock_path)
-    result = {}
+    if committed_dir in outputs:  # the stage's one output folder (every listed procedural dataset)
+        return {"procedural": (outputs[committed_dir][1], dvc_dir_md5(scratch / "procedural"))}
+    result = {}  # a lock from before: one output per dataset
     for dataset in sorted(path.name for path in (scratch / "procedural").iterdir() if path.is_dir()):
         committed = outputs.get(f"{committed_dir}/{dataset}")
         result[dataset] = (committed[1] if committed else "", dvc_dir_md5(scratch / "procedural" / dataset))

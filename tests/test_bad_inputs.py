@@ -90,6 +90,19 @@ PARAMS_CASES = {
         "prepare",
         r"unknown dataset 'kvasir'; known:",
     ),
+    "unknown option of a folder dataset": (
+        lambda c: c["prepare"].update(
+            datasets={**c["prepare"]["datasets"], "mine": "data/raw/mine"},
+            folders={"mine": {"modality": "polyp", "treshold": 100}},
+        ),
+        "prepare",
+        r"unknown key 'prepare\.folders\.mine\.treshold'",
+    ),
+    "folder dataset missing from prepare.datasets": (
+        lambda c: c["prepare"].update(folders={"mine": {"modality": "polyp"}}),
+        "prepare",
+        r"folders lists 'mine', which datasets does not; add 'mine: <its folder>' under prepare\.datasets",
+    ),
     "backend without its weights folder": (
         lambda c: c["generator"].update(backend="sdxl_inpainting"),
         "generator",

@@ -79,6 +79,7 @@ def test_committed_params_are_valid():
         "train",
         "ablation",
         "evaluate",
+        "cross",
         "report",
     }
     assert sections["train"].n_seeds >= 3

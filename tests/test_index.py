@@ -96,6 +96,18 @@ def test_readme_results_section_is_what_the_committed_results_give():
     assert (ROOT / "reports" / "index.md").read_text() == expected
 
 
+def test_readme_kvasir_section_is_what_the_committed_profile_results_give():
+    """The real-data profile's README section (profiles/kvasir/results), links into its reports folder."""
+    if not (ROOT / "profiles" / "kvasir" / "results" / "kvasir_seg" / "comparisons.csv").is_file():
+        pytest.skip("the Kvasir-SEG profile's results are not committed in this checkout")
+    readme = (ROOT / "README.md").read_text()
+    expected = index.profile_markdown("params_kvasir.yaml", ROOT)
+    assert "](profiles/kvasir/reports/table2_segmentation.html)" in expected
+    assert index.replace_readme_section(readme, expected, "kvasir") == readme, (
+        "run `python -m benchmark.reporting.index --params params_kvasir.yaml --readme README.md`"
+    )
+
+
 def test_replace_readme_section_needs_its_markers():
     text = f"intro\n{index.README_START}\nold\n{index.README_END}\nrest\n"
     assert (
@@ -103,3 +115,33 @@ def test_replace_readme_section_needs_its_markers():
     )
     with pytest.raises(ValueError, match="results section"):
         index.replace_readme_section("no markers", "new\n")
+
+
+def test_real_data_headlines_name_the_papers_dataset_and_the_shortfall(copied, tmp_path):
+    """A real-data run (the Kvasir-SEG profile's shape): Table 1 / 2 cite the paper's Kvasir-SEG figures, Table 3 falls
+    back to the flat stratum (no mm scale on real frames), Table 7 says when the gate fell short of 1x."""
+    import yaml
+
+    from benchmark.utils.io import read_json, write_json
+
+    results = copied / "results"
+    shutil.move(results / "synth_polyp", results / "kvasir_seg")
+    shutil.rmtree(results / "synth_fundus")
+    shutil.copy(copied / "splits" / "synth_polyp.json", copied / "splits" / "kvasir_seg.json")
+    path = results / "kvasir_seg" / "comparisons.csv"
+    comparisons = pd.read_csv(path)
+    comparisons["metric"] = comparisons["metric"].str.replace("small (<5 mm)", "flat", regex=False)
+    comparisons.to_csv(path, index=False)
+    summary_path = results / "kvasir_seg" / "synthesize" / "summary.json"
+    summary = read_json(summary_path)
+    summary.update(target_reached=False, n_accepted=500, n_generated=10166, n_train_real=680)
+    write_json(summary_path, summary)
+    params = yaml.safe_load((ROOT / "params_kvasir.yaml").read_text())
+    (tmp_path / "params_kvasir.yaml").write_text(yaml.safe_dump(params))
+    items = {item.report: item for item in index.headlines(tmp_path / "params_kvasir.yaml", results, copied / "splits")}
+    assert "Kvasir-SEG 800 / 200" in items["table1_datasets"].paper
+    assert "procedural" not in items["table1_datasets"].why
+    assert "on kvasir_seg" in items["table2_segmentation"].paper
+    assert "Flat Lesions" in items["table3_lesions"].paper
+    assert "accepted only 500 of 10,166 generations (1× = 680)" in items["table7_volume"].ours
+    assert "no oracle control" not in items["table7_volume"].why or "oracle" not in items["table7_volume"].ours

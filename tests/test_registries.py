@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.data import DATASETS, get_dataset
+from benchmark.data import DATASETS, resolve_dataset
 from benchmark.methods import METHODS
 from benchmark.params import SECTIONS
 
@@ -41,7 +41,7 @@ def test_stage_commands_use_the_stage_modules():
 
 def test_params_names_are_registry_keys():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert set(params["prepare"]["datasets"]) <= set(DATASETS)
+    assert set(params["prepare"]["datasets"]) <= set(DATASETS) | set(params["prepare"].get("folders") or {})
     from benchmark.methods.runs import parse_run
 
     for run in params["train"]["methods"]:
@@ -49,7 +49,7 @@ def test_params_names_are_registry_keys():
         assert method in METHODS
         assert method in params["train"], f"train.{method} section missing (dvc.yaml declares it as a param)"
     for name in params["prepare"]["datasets"]:
-        get_dataset(name)
+        resolve_dataset(name, params["prepare"].get("folders"))
 
 
 def test_dvc_stage_names_follow_registry_keys():

@@ -1,9 +1,11 @@
 """End to end: the real DVC pipeline on a shrunken copy of params.yaml, in a temporary repository.
 
 Runs `dvc repro` (procedural data -> prepare -> generation -> train and evaluate 3 seeds ->
-unit-level comparisons -> papermill reports) on the two procedural datasets and a CVC-ClinicDB copy
-in the publisher's layout (612 tiny frames, 29 sequences: the grouped real-layout dataset the
-studies of Tables 2, 5, 6 and 7 run on here), then checks every report's content, the comparisons
+unit-level comparisons -> cross-dataset scores -> papermill reports) on the two procedural datasets,
+a CVC-ClinicDB copy in the publisher's layout (612 tiny frames, 29 sequences: the grouped real-layout
+dataset the studies of Tables 2, 5, 6 and 7 run on here) and a dataset of one's own in the `folder`
+layout (images/ + masks/, attributes.csv with groups and flat labels), then exports a validated
+synthetic set, and checks every report's content, the comparisons
 at the independent unit, `dvc metrics show`, that a second `dvc repro` does nothing, that a seed
 retrained from scratch or killed midway and resumed from its checkpoint ends with the same
 per-image metrics, and that `dvc exp run -S` changes one key.
@@ -29,6 +31,28 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CVC_FOLDER = "data/raw/CVC-ClinicDB"
+OWN_FOLDER = "data/raw/my_polyps"
+
+
+def make_own_folder(root: Path, n: int = 30, size: int = 48) -> None:
+    """A dataset of one's own: images/*.png + masks/*.png (0/255), attributes.csv with group and flat."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    rows = ["id,group,flat"]
+    for i in range(n):
+        cy, cx = rng.uniform(0.3 * size, 0.7 * size, 2)
+        radius = rng.uniform(0.1, 0.2) * size
+        lesion = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        image = rng.normal(110, 10, (size, size, 3)) + lesion[..., None] * np.array([70, 15, 0])
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / "images" / f"case{i:02d}.png")
+        Image.fromarray((lesion * 255).astype(np.uint8)).save(root / "masks" / f"case{i:02d}.png")
+        rows.append(f"case{i:02d},patient{i // 3},{'true' if i % 4 == 0 else 'false'}")
+    (root / "attributes.csv").write_text("\n".join(rows) + "\n")
 
 
 def shrink(params: dict) -> dict:
@@ -38,6 +62,8 @@ def shrink(params: dict) -> dict:
         n_images=40, height=96, width=128, px_per_mm=2.0, test_sequences=6, test_frames=2
     )
     params["prepare"]["datasets"]["cvc_clinicdb"] = CVC_FOLDER
+    params["prepare"]["datasets"]["my_polyps"] = OWN_FOLDER  # the folder loader, named in prepare.folders
+    params["prepare"]["folders"] = {"my_polyps": {"modality": "polyp"}}
     params["procedural"]["synth_fundus"].update(n_train=8, n_validation=8, n_test=8, size=128)
     params["prepare"]["image_size"] = 32
     params["prepare"]["val_fraction"] = 0.2
@@ -50,6 +76,9 @@ def shrink(params: dict) -> dict:
     params["generator_check"].update(n_pairs=4, gallery_backgrounds=1, gallery_seeds=1)
     params["synthesize"].update(volumes=[0.5, 1.0], volume=0.5, n_variants=2, batch_size=8, top_up_rounds=2)
     params["quality"].update(thetas=[0.5, 0.7])
+    # a 2-epoch validator passes few real lesions: the up-front ceiling check (tests/test_synthesize_precheck.py)
+    # would stop the tiny run, which checks the pipeline's mechanics, not the gate's strength
+    params["synthesize"]["min_validator_pass_rate"] = 0.0
     # every registered method is covered by the contract tests; the smoke run keeps one of each
     # family (supervised, pixel mask diffusion, latent) plus the augmentation axis
     params["train"]["threads"] = 1  # CI runs two test workers on two cores (so one training worker)
@@ -117,6 +146,7 @@ def workspace(tmp_path_factory) -> Path:
     from test_loader_cvc_clinicdb import make_cvc
 
     make_cvc(work / CVC_FOLDER, frames=range(1, 613))  # the publisher's layout: Original/ + Ground Truth/, 1..612.tif
+    make_own_folder(work / OWN_FOLDER)
     run(["git", "init", "-q"], work)
     run(["git", "config", "user.email", "smoke@test"], work)
     run(["git", "config", "user.name", "smoke"], work)
@@ -191,6 +221,7 @@ REPORT_TABLES = {
     "table6_ablation": 2,
     "table7_volume": 2,
     "generator": 1,
+    "cross_dataset": 1,  # synth_polyp <-> cvc_clinicdb: two polyp datasets
 }
 
 
@@ -279,6 +310,49 @@ def test_reports_hold_the_expected_rows(workspace):
     table1 = (workspace / "reports" / "table1_datasets.html").read_text()
     assert "synth_polyp" in table1 and "synth_fundus" in table1 and "cvc_clinicdb" in table1 and "image/png" in table1
     assert "separate test world" in table1
+
+
+def test_own_folder_dataset_runs_through_every_stage(workspace):
+    """The folder loader's dataset: prepared with its groups and flat labels, trained, compared by group, reported."""
+    manifest = json.loads((workspace / "data" / "prepared" / "my_polyps" / "manifest.json").read_text())
+    assert manifest["loader"] == "FolderDataset" and manifest["modality"] == "polyp"
+    attributes = pd.read_csv(workspace / "data" / "prepared" / "my_polyps" / "attributes.csv")
+    sides = attributes.groupby("group")["split"].nunique()
+    assert (sides == 1).all() and attributes["flat"].any()  # a patient on one side of the split only
+    for run in ("unet", "diffaug", "unet+diffaug"):
+        assert (workspace / "results" / "my_polyps" / "runs" / run / "per_image.csv").is_file()
+    comparisons = pd.read_csv(workspace / "results" / "my_polyps" / "comparisons.csv")
+    assert (comparisons["unit"] == "sequence").all()  # the group column is the unit (patients here)
+    assert "my_polyps" in (workspace / "reports" / "table2_segmentation.html").read_text()
+
+
+def test_cross_dataset_table_covers_every_polyp_pair(workspace):
+    summary = pd.read_csv(workspace / "results" / "cvc_clinicdb" / "cross" / "summary.csv")
+    assert {"synth_polyp", "my_polyps"} <= set(summary["test"])
+    assert "synth_fundus" not in set(summary["test"])
+    assert "my_polyps" in (workspace / "reports" / "cross_dataset.html").read_text()
+
+
+def test_export_writes_exactly_the_accepted_set(workspace, tmp_path):
+    out = tmp_path / "export"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "benchmark.export",
+            "--dataset",
+            "cvc_clinicdb",
+            "--out",
+            str(out),
+            "--include-rejected",
+        ],
+        workspace,
+    )
+    table = pd.read_csv(workspace / "data" / "synthetic" / "cvc_clinicdb" / "manifest.csv")
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(list((out / "images").glob("*.png"))) == int(table["accepted"].sum())
+    assert len(manifest) == len(table) and manifest["accepted"].sum() == table["accepted"].sum()
+    assert "θ" in (out / "datasheet.md").read_text() or "theta" in (out / "datasheet.md").read_text()
 
 
 def test_comparisons_run_over_the_independent_unit(workspace):

@@ -2,15 +2,18 @@
 stage names ``prepare@<name>``, folders ``data/prepared/<name>``) to its loader and protocol.
 
 To add a dataset: write a loader (a :class:`~benchmark.data.base.DatasetLoader` subclass) in its
-own file and add one entry here.
+own file and add one entry here. Datasets of your own in the ``images/`` + ``masks/`` layout need no
+entry: name them in ``prepare.folders`` (:func:`resolve_dataset`, :mod:`benchmark.data.folder`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from benchmark.data.base import DatasetError, DatasetLoader, Record
 from benchmark.data.cvc_clinicdb import CVCClinicDB
+from benchmark.data.folder import FolderDataset, FolderOptions
 from benchmark.data.kvasir_seg import KvasirSEG
 from benchmark.data.refuge import REFUGE
 from benchmark.data.refuge2 import REFUGE2
@@ -31,7 +34,7 @@ class DatasetSpec:
             frames across the split (kept only to reproduce protocols that did so; flagged).
         loader_options: keyword arguments for the loader (e.g. use the official lists).
         test_world_protocol: Table 1's protocol line when the records carry a "test" part that
-            is a separate generated test world (procedural data).
+            is a separate generated test world (procedural data), or a user's own splits.csv.
     """
 
     loader: type[DatasetLoader]
@@ -64,6 +67,9 @@ class DatasetSpec:
         """The loader reading ``root`` with this entry's options."""
         return self.loader(root, **dict(self.loader_options))
 
+
+#: Table 1's protocol line of a folder dataset whose splits.csv gives the parts
+FOLDER_SPLITS_PROTOCOL = "the dataset's splits.csv (val: its 'val' rows, else carved from train by group)"
 
 DATASETS: dict[str, DatasetSpec] = {
     "synth_polyp": DatasetSpec(
@@ -112,6 +118,13 @@ DATASETS: dict[str, DatasetSpec] = {
         description="REFUGE2, Kaggle re-package REFUGE2/{train,val,test}/{images,mask}",
         test_fraction=None,
     ),
+    "folder": DatasetSpec(
+        loader=FolderDataset,
+        description="your own polyp images: images/ + masks/ (foreground > 127), optional attributes.csv, splits.csv",
+        test_fraction=0.2,  # without splits.csv; whole groups (attributes.csv 'group') at a time
+        loader_options=(("modality", "polyp"),),
+        test_world_protocol=FOLDER_SPLITS_PROTOCOL,
+    ),
 }
 
 
@@ -123,4 +136,41 @@ def get_dataset(name: str) -> DatasetSpec:
         raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
 
 
-__all__ = ["DATASETS", "DatasetError", "DatasetLoader", "DatasetSpec", "Record", "get_dataset"]
+def resolve_dataset(name: str, folders: Mapping | None = None) -> DatasetSpec:
+    """The spec of a dataset named in ``prepare.datasets``: a registered name, or a name of your own
+    listed in ``prepare.folders`` (read by :class:`FolderDataset` with that entry's options).
+
+    Args:
+        name: the dataset name.
+        folders: ``prepare.folders``: name -> :class:`FolderOptions` (or a mapping of its fields).
+    """
+    entry = (folders or {}).get(name)
+    if entry is None:
+        if name not in DATASETS:
+            raise DatasetError(
+                f"unknown dataset {name!r}; add it under prepare.folders (e.g. {name}: {{modality: polyp}}) to read "
+                f"its images/ and masks/ with the folder loader, or use a registered name: {', '.join(sorted(DATASETS))}"
+            )
+        return DATASETS[name]
+    if name in DATASETS:
+        raise DatasetError(f"prepare.folders.{name} reuses a registered dataset name; give your dataset another name")
+    options = entry if isinstance(entry, FolderOptions) else FolderOptions(**entry)
+    return DatasetSpec(
+        loader=FolderDataset,
+        description=f"{name}: your own {options.modality} images (images/ + masks/, folder loader)",
+        test_fraction=options.test_fraction,
+        loader_options=(("modality", options.modality), ("mask_threshold", options.mask_threshold)),
+        test_world_protocol=FOLDER_SPLITS_PROTOCOL,
+    )
+
+
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "DatasetLoader",
+    "DatasetSpec",
+    "FolderOptions",
+    "Record",
+    "get_dataset",
+    "resolve_dataset",
+]

@@ -40,7 +40,9 @@ class Record:
         image: path of the image file.
         label: path of the mask file.
         group: grouping used by leak-free splits (video sequence, patient), or ``None``.
-        part: the publisher's own split ("train", "validation", "test") when it ships one.
+        part: the publisher's own split ("train", "validation", "test") when it ships one; "test"
+            is the test split, the rest the training pool, from which validation is carved, except
+            "val": a fixed validation split (a folder dataset's ``splits.csv``).
     """
 
     id: str
@@ -86,6 +88,12 @@ class DatasetLoader(abc.ABC):
         if sidecar.is_file():
             table = table.merge(pd.read_csv(sidecar, dtype={"id": str}), on="id", how="left")
         return table
+
+    def split_meta(self) -> dict:
+        """What the split depends on besides the ids and the prepare params, for loaders whose
+        groups or parts come from files a user may edit (stored in the split file's ``meta``, so
+        an edit makes a new split); empty for the publisher layouts, whose groups and parts are fixed."""
+        return {}
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -107,3 +107,43 @@ class PreparedDataset:
         """Binary targets at native resolution, bool (H_i, W_i) per id."""
         with np.load(self.directory / "native_masks.npz") as archive:
             return {key: archive[key] for key in ids}
+
+
+#: Fundus: the vertical cup-to-disc ratio from which a cup counts as enlarged (glaucomatous).
+ENLARGED_CUP_VCDR = 0.5
+
+
+def shows_lesion(row: pd.Series | dict, mask: np.ndarray | None, modality: str) -> bool:
+    """Whether one real image shows the lesion DiffAug synthesises: the one definition every stage uses.
+
+    Polyp: its target mask is not empty. Fundus (the lesion is an enlarged cup): the vertical
+    cup-to-disc ratio ``vcdr`` >= 0.5 where the attributes carry it (REFUGE, REFUGE2, procedural,
+    ``folder`` datasets: measured from the mask at native size), else the ``glaucoma`` label where
+    known (REFUGE's class folders), else a non-empty cup mask.
+
+    Args:
+        row: the image's row of the prepared ``attributes.csv`` (columns ``vcdr``, ``glaucoma`` optional).
+        mask: uint8 / bool (S, S) target mask (the cup on fundus), or None when only attributes are known.
+        modality: ``polyp`` or ``fundus``.
+    """
+    row = dict(row)
+    has_mask = mask is not None and bool(np.asarray(mask).any())
+    if modality != "fundus":
+        return has_mask
+    vcdr = row.get("vcdr")
+    if vcdr is not None and pd.notna(vcdr):
+        return float(vcdr) >= ENLARGED_CUP_VCDR
+    glaucoma = row.get("glaucoma")
+    if glaucoma is not None and pd.notna(glaucoma):
+        return str(glaucoma).strip().lower() in ("true", "1", "1.0")
+    return has_mask if mask is not None else True
+
+
+def lesion_image_mask(dataset: PreparedDataset, part: str) -> np.ndarray:
+    """bool (N,): which images of ``part`` show the lesion (:func:`shows_lesion`), in the subset's order."""
+    data = dataset.subset(part)
+    attributes = dataset.attributes.assign(id=lambda a: a["id"].astype(str)).set_index("id")
+    modality = dataset.manifest["modality"]
+    return np.array(
+        [shows_lesion(attributes.loc[key], mask, modality) for key, mask in zip(data.ids, data.masks)], dtype=bool
+    )

@@ -65,8 +65,9 @@ def make_split(
 
     Test comes from the publisher's parts when ``parts`` holds "test" entries (everything else
     is the training pool), otherwise ``test_fraction`` of the images is drawn (group-disjoint
-    when ``groups`` is given). Validation is then carved from the training pool, also
-    group-disjoint. Ids are sorted before drawing.
+    when ``groups`` is given). Validation is the "val" entries of ``parts`` where there are
+    any (a fixed validation list, e.g. a folder dataset's splits.csv; it needs a "test" part), else
+    carved from the training pool, also group-disjoint. Ids are sorted before drawing.
     """
     order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
     ids = [str(ids[i]) for i in order]
@@ -83,8 +84,14 @@ def make_split(
     else:
         raise DatasetError("the dataset ships no test part and no test_fraction is set for it")
     pool = [(key, group) for key, group in zip(ids, groups) if key not in test]
-    chosen = group_disjoint_subset([group for _, group in pool], round(val_fraction * len(pool)), rng)
-    val = {key for key, group in pool if group in chosen}
+    fixed_val = {key for key, part in zip(ids, parts) if part == "val"}
+    if fixed_val and not any(part == "test" for part in parts):
+        raise DatasetError('a fixed validation part ("val") needs a "test" part too; mark the test images')
+    if fixed_val:
+        val = fixed_val
+    else:
+        chosen = group_disjoint_subset([group for _, group in pool], round(val_fraction * len(pool)), rng)
+        val = {key for key, group in pool if group in chosen}
     train = [key for key, _ in pool if key not in val]
     split = {"train": train, "val": sorted(val), "test": sorted(test)}
     if not split["train"] or not split["test"]:

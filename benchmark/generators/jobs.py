@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.data.prepared import PreparedDataset
+from benchmark.data.prepared import PreparedDataset, shows_lesion
 from benchmark.generators.base import InpaintingExamples
 from benchmark.generators.placement import (
     donor_components,
@@ -165,8 +165,8 @@ def draw_jobs(
     donors, donor_ids, donor_index = [], [], []
     donor_data = data if donor_part == part else dataset.subset(donor_part)
     for key, mask in zip(donor_data.ids, donor_data.masks):
-        if modality == "fundus" and not _enlarged_cup(attributes.loc[key]):
-            continue  # DiffAug synthesises enlarged cups: physiological cups are no donors
+        if not shows_lesion(attributes.loc[key], mask, modality):
+            continue  # DiffAug synthesises enlarged cups: physiological cups are no donors (one shared rule)
         for c, component in enumerate(donor_components(mask[None])):
             donors.append(component)
             donor_ids.append(key)
@@ -268,12 +268,3 @@ def _placed_attributes(
         row["vcdr"] = vertical_cdr(label, own_classes >= 1)
         row.pop("stratum", None)
     return row
-
-
-def _enlarged_cup(row: pd.Series) -> bool:
-    """A fundus donor: vCDR >= 0.5 where known, else the glaucoma label, else any cup."""
-    if pd.notna(row.get("vcdr")):
-        return float(row["vcdr"]) >= 0.5
-    if pd.notna(row.get("glaucoma")):
-        return str(row["glaucoma"]).strip().lower() in ("true", "1", "1.0")
-    return True

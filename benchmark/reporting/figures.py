@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from benchmark.data import get_dataset
+from benchmark.data import resolve_dataset
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 0), alpha: float = 0.45) -> np.ndarray:
@@ -29,15 +29,17 @@ def dataset_gallery(
     *,
     caption_columns: tuple[str, ...] = (),
     crop_scale: float = 2.0,
+    folders=None,
 ) -> plt.Figure:
     """Rows of (image, ground truth overlay, lesion-free twin) at native resolution.
 
     Samples are ``n_samples`` test images evenly spaced in id order (so several sequences show),
-    the same on every run. Read through the dataset's registered loader, the same code that trains.
+    the same on every run. Read through the dataset's loader (registered, or the folder loader for
+    a name in ``folders``, i.e. ``prepare.folders``), the same code that trains.
     """
     from benchmark.data.prepare import crop_padded, disc_crop_box
 
-    spec = get_dataset(name)
+    spec = resolve_dataset(name, folders)
     loader = spec.make_loader(root)
     records = {record.id: record for record in loader.records()}
     test_ids = attributes[attributes["split"] == "test"]["id"].astype(str).tolist()

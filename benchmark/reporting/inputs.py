@@ -29,6 +29,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "table7_volume": ("prepared",),
     "generator": (),
     "generator_scale": (),
+    "cross_dataset": ("prepared",),  # the modality of each dataset (manifest.json): which pairs exist
 }
 
 #: where each kind lives, per dataset

@@ -177,6 +177,21 @@ class GeneratorScaleParameters:
     background: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class CrossDatasetParameters:
+    """Parameters of ``notebooks/cross_dataset.ipynb`` (cross-dataset generalisation, beyond the paper).
+
+    Attributes:
+        params_path: the params file of the run being reported.
+        results_dir: folder with ``<dataset>/cross/summary.csv`` (``cross@<dataset>``).
+        datasets: training datasets shown; empty = every dataset of ``cross.datasets`` (else ``prepare.datasets``).
+    """
+
+    params_path: str = "params.yaml"
+    results_dir: str = "results"
+    datasets: tuple[str, ...] = ()
+
+
 NOTEBOOK_PARAMETERS = {
     "table1_datasets": Table1Parameters,
     "table2_segmentation": Table2Parameters,
@@ -187,6 +202,7 @@ NOTEBOOK_PARAMETERS = {
     "table7_volume": Table7Parameters,
     "generator": GeneratorParameters,
     "generator_scale": GeneratorScaleParameters,
+    "cross_dataset": CrossDatasetParameters,
 }
 
 

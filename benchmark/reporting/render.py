@@ -9,6 +9,8 @@ from benchmark.utils.io import atomic_path
 
 #: nbconvert template of the reports: JupyterLab's style, no script from a CDN, code folded away
 TEMPLATE = Path(__file__).with_name("templates") / "offline.html.j2"
+#: the repository's notebooks: a profile workspace (profiles/<name>/, its own cwd) renders the same ones
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def title_of(notebook) -> str:
@@ -42,7 +44,7 @@ def render_notebook(
     name: str,
     parameters: dict,
     *,
-    notebooks_dir: Path = Path("notebooks"),
+    notebooks_dir: Path = NOTEBOOKS,
     reports_dir: Path = Path("reports"),
     html: bool = True,
     timeout_s: int = 600,
@@ -50,8 +52,8 @@ def render_notebook(
 ) -> list[Path]:
     """Run ``notebooks/<name>.ipynb`` into ``reports/<name>.ipynb`` (+ ``.html``).
 
-    The notebook runs in the current directory (the repository root), so it reads the same
-    relative paths as the stages. Outputs appear only when execution succeeded; a failing
+    The notebook runs in the current directory (the repository root, or a profile's workspace
+    ``profiles/<name>/``), so it reads the same relative paths as the stages. Outputs appear only when execution succeeded; a failing
     cell raises ``papermill.PapermillExecutionError`` naming the cell.
 
     Returns:
@@ -98,6 +100,10 @@ STUDY_NOTEBOOKS = {"table6_ablation": "Table 6's ablation runs", "table7_volume"
 
 def not_run_reason(name: str, params_path: str | Path = "params.yaml") -> str | None:
     """Why report ``name`` cannot show anything with these params (its study is switched off), or None."""
+    if name == "cross_dataset":  # needs two prepared datasets of one modality (read from data/prepared)
+        from benchmark.reporting.cross import not_run_reason as cross_not_run_reason
+
+        return cross_not_run_reason(params_path)
     if name not in STUDY_NOTEBOOKS:
         return None
     from benchmark.config import load_section
@@ -114,7 +120,7 @@ def render_not_run(
     name: str,
     reason: str,
     *,
-    notebooks_dir: Path = Path("notebooks"),
+    notebooks_dir: Path = NOTEBOOKS,
     reports_dir: Path = Path("reports"),
     html: bool = True,
 ) -> list[Path]:

@@ -31,6 +31,7 @@ def main() -> None:
         fundus_target=params.fundus_target,
         fundus_crop_scale=params.fundus_crop_scale,
         min_lesion_fraction=params.min_lesion_fraction,
+        workers=params.workers,
     )
     manifest = prepare_dataset(
         args.dataset,
@@ -39,6 +40,7 @@ def main() -> None:
         Path("data/splits") / f"{args.dataset}.json",
         options,
         progress=not args.no_progress,
+        folders=params.folders,
     )
     print(f"{args.dataset}: {manifest['n_images']} images, split {manifest['counts']} -> data/prepared/{args.dataset}")
 

@@ -23,18 +23,21 @@ from benchmark.stages import common
 
 
 def real_lesion_images(dataset):
-    """Real training images that show the target lesion: uint8 (N, S, S, 3)."""
+    """Real training images that show the target lesion: uint8 (N, S, S, 3).
+
+    The lesion is defined once for every stage (:func:`benchmark.data.prepared.shows_lesion`: a
+    polyp mask; on fundus an enlarged cup, vCDR >= 0.5, else the glaucoma label).
+    """
     import numpy as np
 
+    from benchmark.data.prepared import lesion_image_mask
+
     train = dataset.subset("train")
-    attributes = dataset.attributes.assign(id=lambda a: a["id"].astype(str)).set_index("id")
-    if dataset.manifest["modality"] == "fundus" and "glaucoma" in attributes:
-        keep = attributes.loc[list(train.ids), "glaucoma"].astype(str).str.lower().eq("true").to_numpy()
-    else:
-        keep = train.masks.reshape(len(train), -1).any(axis=1)
+    keep = lesion_image_mask(dataset, "train")
     if not keep.any():
         raise ValueError(
-            f"{dataset.directory}: no real training image shows the lesion; Table 5 needs real lesion images"
+            f"{dataset.directory}: no real training image shows the lesion (polyp: a non-empty mask; fundus: "
+            "vCDR >= 0.5 or a glaucoma label); Table 5 needs real lesion images: check the dataset's masks"
         )
     return train.images[np.flatnonzero(keep)]
 

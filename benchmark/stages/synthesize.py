@@ -75,6 +75,38 @@ def _generate_and_segment(jobs):
     return generate_and_segment(generate, lambda images: predict_latent_masks(_MODELS["validator"], images), jobs)
 
 
+def check_validator_ceiling(metrics_path: Path, minimum: float, dataset: str) -> str:
+    """Stop before generating when the gate's validator cannot pass θ often enough.
+
+    ``metrics_path`` is ``results/<dataset>/validator/metrics.json`` (written by ``validator@<dataset>``):
+    its ``pass_rate`` is the share of real validation lesion images whose
+    validator IoU exceeds θ, the ceiling of any acceptance rate. Returns the line to print; raises
+    ``ValueError`` saying how to fix it when the rate is below ``minimum`` (or the file is missing).
+    """
+    import math
+
+    from benchmark.utils.io import read_json
+
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} is missing; run `dvc repro validator@{dataset}` first")
+    ceiling = read_json(metrics_path)
+    rate, n, theta = ceiling.get("pass_rate"), ceiling.get("n_lesion_images"), ceiling.get("theta")
+    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
+        return f"validator ceiling unknown ({metrics_path} has no real validation lesion image)"
+    line = (
+        f"validator ceiling: {rate:.1%} of {n} real validation lesion images pass θ = {theta} "
+        f"(no acceptance rate can be expected above it)"
+    )
+    if rate < minimum:
+        raise ValueError(
+            f"{line}: below synthesize.min_validator_pass_rate = {minimum:g}, so the gate would reject almost "
+            f"every sample and spend the whole job budget. Strengthen the validator (more validator.epochs, wider "
+            f"train.diffaug.denoiser_channels, a larger prepare.image_size), or lower synthesize.theta; set "
+            f"synthesize.min_validator_pass_rate: 0 to generate anyway"
+        )
+    return line
+
+
 def main() -> None:
     from benchmark.methods.runs import SYNTHETIC_SETS
 
@@ -115,6 +147,9 @@ def main() -> None:
     for stage, folder in ((generator_stage, generator_folder), (f"validator@{args.dataset}", "validator")):
         if not (Path("models") / args.dataset / folder / "model").is_dir():
             raise FileNotFoundError(f"models/{args.dataset}/{folder}/model is missing; run `dvc repro {stage}` first")
+    # the gate's ceiling, measured on real validation images before any generation
+    metrics_path = Path("results") / args.dataset / "validator" / "metrics.json"
+    print(check_validator_ceiling(metrics_path, params.min_validator_pass_rate, args.dataset))
     seed = derive_seed(params.seed, "synthesize", args.dataset)
     draw = functools.partial(draw_jobs, dataset, seed=seed, variant=variant, part="train")
     batches = iterate_jobs(
