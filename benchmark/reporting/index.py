@@ -206,7 +206,9 @@ def headlines(
         # the paper's strata with the same definition: small polyps in mm where a scale exists (procedural), else
         # the flat lesions (Kvasir-Sessile on Kvasir-SEG); early glaucoma on fundus
         keys = ["early glaucoma (vCDR 0.5-0.6)"] if "fundus" in d or "refuge" in d else ["small (<5 mm)", "flat"]
-        found = [(k, _comparison(table, "table3", "diffaug", "sdseg", metric=f"lesion_sensitivity [{k}]")) for k in keys]
+        found = [
+            (k, _comparison(table, "table3", "diffaug", "sdseg", metric=f"lesion_sensitivity [{k}]")) for k in keys
+        ]
         key, row = next(((k, r) for k, r in found if r is not None), (keys[0], None))
         stratum = PAPER_STRATA[key]
         if row is None:
