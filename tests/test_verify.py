@@ -175,9 +175,11 @@ def test_dvc_dir_md5_is_dvcs_own(tmp_path):
 
 
 def test_the_default_procedural_data_match_the_committed_dvc_lock(tmp_path):
-    """A fresh generation of the default's procedural datasets has the md5 the committed dvc.lock records."""
+    """A fresh generation of the default's procedural datasets has the md5 the committed dvc.lock records (the
+    stage's one output folder, data/procedural, holding synth_polyp and synth_fundus)."""
     result = verify.check_procedural(ROOT / "params.yaml", ROOT / "dvc.lock", tmp_path)
-    assert set(result) == {"synth_polyp", "synth_fundus"}
+    assert set(result) == {"procedural"}
+    assert sorted(path.name for path in (tmp_path / "procedural").iterdir()) == ["synth_fundus", "synth_polyp"]
     for dataset, (committed, fresh) in result.items():
         assert committed == fresh, f"{dataset}: dvc.lock {committed}, fresh generation {fresh}"
 
