@@ -181,14 +181,7 @@ def measure_loop(args, dataset, negative: str, steps: int, guidance: float, raw_
             f"--loop-samples needs {folder}/generator/model and {folder}/validator/model; run `dvc repro validator@{args.dataset}` first"
         )
     workers, threads = split_threads(load_section("train", args.params).threads, params.workers)
-    settings = {
-        "backend": "latent",
-        "generator": str(folder / "generator" / "model"),
-        "validator": str(folder / "validator" / "model"),
-        "negative_prompt": negative,
-        "steps": steps,
-        "guidance_scale": guidance,
-    }
+    settings = synthesize.model_settings(args.dataset, "latent", steps, guidance, negative)
     draw = functools.partial(draw_jobs, dataset, seed=0, part="train")
     with WorkerPool(workers, threads, initializer=synthesize._load_models, initargs=(settings,)) as pool:
         submit = functools.partial(pool.submit, synthesize._generate_and_segment)

@@ -104,15 +104,13 @@ def loop(args) -> dict:
     params = load_section("synthesize", args.params)
     generator = load_section("generator", args.params)
     dataset = PreparedDataset(Path("data/prepared") / args.dataset, Path("data/splits") / f"{args.dataset}.json")
-    models = Path("models") / args.dataset
-    settings = {
-        "backend": generator.backend,
-        "generator": str(models / "generator" / "model"),
-        "validator": str(models / "validator" / "model"),
-        "negative_prompt": NEGATIVE_PROMPTS[modality_of(dataset)],
-        "steps": generator.steps,
-        "guidance_scale": generator.guidance_scale,
-    }
+    settings = synthesize.model_settings(
+        args.dataset,
+        generator.backend,
+        generator.steps,
+        generator.guidance_scale,
+        NEGATIVE_PROMPTS[modality_of(dataset)],
+    )
     seed = derive_seed(params.seed, "synthesize", args.dataset)
     draw = functools.partial(draw_jobs, dataset, seed=seed, variant=generator.prompt_variant, part="train")
     # the stage draws its jobs once for all its samples: drawn before the clock starts; the first --jobs of its

@@ -42,6 +42,27 @@ from benchmark.stages import common
 _MODELS: dict = {}
 
 
+def model_settings(
+    dataset: str,
+    backend: str,
+    steps: int,
+    guidance_scale: float,
+    negative_prompt: str,
+    generator_folder: str = "generator",
+) -> dict:
+    """What :func:`_load_models` and :func:`_generate_and_segment` need: the dataset's generator
+    (``models/<dataset>/<generator_folder>/model``) and validator, and the sampling settings."""
+    models = Path("models") / dataset
+    return {
+        "backend": backend,
+        "generator": str(models / generator_folder / "model"),
+        "validator": str(models / "validator" / "model"),
+        "negative_prompt": negative_prompt,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+    }
+
+
 def _load_models(settings: dict) -> None:
     """Worker initializer: the generator and the validator, once per process."""
     from benchmark.generators import get_generator
@@ -156,14 +177,9 @@ def main() -> None:
         draw, params.n_variants, params.batch_size, top_up_rounds=params.top_up_rounds if params.top_up else 0
     )
     workers, threads = split_threads(load_section("train", args.params).threads, params.workers)
-    settings = {
-        "backend": generator_params.backend,
-        "generator": str(Path("models") / args.dataset / generator_folder / "model"),
-        "validator": str(Path("models") / args.dataset / "validator" / "model"),
-        "negative_prompt": negative,
-        "steps": generator_params.steps,
-        "guidance_scale": guidance_scale,
-    }
+    settings = model_settings(
+        args.dataset, generator_params.backend, generator_params.steps, guidance_scale, negative, generator_folder
+    )
     started = time.perf_counter()
     with WorkerPool(workers, threads, initializer=_load_models, initargs=(settings,)) as pool:
         table, images, labels, masks, timings = run_loop(
